@@ -1,0 +1,1 @@
+//! pushbench-core (being built).

@@ -1,0 +1,1 @@
+//! pushbench-driver-longpoll (being built).

@@ -1,0 +1,1 @@
+//! pushbench-driver-sse (being built).

@@ -1,0 +1,1 @@
+//! pushbench-driver-tcp (being built).

@@ -1,0 +1,1 @@
+//! pushbench-driver-ws (being built).

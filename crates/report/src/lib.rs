@@ -1,0 +1,1 @@
+//! pushbench-report (being built).

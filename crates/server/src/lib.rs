@@ -1,0 +1,1 @@
+//! pushbench-server (being built).
