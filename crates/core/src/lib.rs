@@ -1,1 +1,31 @@
-//! pushbench-core (being built).
+//! The heart of pushbench: transports, scenarios declared as data, the study's wire protocol,
+//! the [`Driver`] trait every client implements, latency statistics, environment capture, and
+//! the runner that benches, CLI and tests share.
+//!
+//! ```
+//! use pushbench_core::{StudyConfig, Transport};
+//! let quick = StudyConfig::quick();
+//! assert_eq!(quick.calls, vec![100, 1000]);
+//! assert_eq!("sse".parse::<Transport>().unwrap(), Transport::Sse);
+//! ```
+
+pub mod driver;
+pub mod env;
+pub mod http;
+pub mod runner;
+pub mod scenario;
+pub mod stats;
+pub mod study;
+pub mod transport;
+pub mod wire;
+
+pub use driver::{Driver, DriverError, Session, Target, connect_tcp};
+pub use env::capture_run_info;
+pub use runner::{
+    DriverSet, Measurement, RunEvent, combine, run_study, run_study_case, run_study_group,
+};
+pub use scenario::{CATALOGUE, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario};
+pub use stats::LatencyHistogram;
+pub use study::{ProtocolError, StudyHub};
+pub use transport::Transport;
+pub use wire::{CountingStream, WireCounter, WireCounts};

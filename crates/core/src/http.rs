@@ -1,0 +1,133 @@
+//! A minimal HTTP/1.1 client connection on hyper, shared by the SSE and long-polling drivers.
+//! One [`Http1Connection`] is one TCP connection, as a browser would hold it; its bytes are
+//! counted by the session's [`WireCounter`].
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::task::JoinHandle;
+
+use crate::driver::{DriverError, connect_tcp};
+use crate::wire::WireCounter;
+
+/// One keep-alive HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct Http1Connection {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+    driver: JoinHandle<()>,
+}
+
+impl Http1Connection {
+    /// Connects to `addr` (TCP_NODELAY on), counting bytes in `counter`.
+    pub async fn connect(addr: SocketAddr, counter: &WireCounter) -> Result<Self, DriverError> {
+        let stream = connect_tcp(addr).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(counter.wrap(stream)))
+            .await
+            .map_err(|e| handshake_error(addr, e))?;
+        // Errors of the connection surface on the request that meets them.
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Http1Connection {
+            sender,
+            host: addr.to_string(),
+            driver,
+        })
+    }
+
+    /// Sends a request and returns the response head with its streaming body.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, DriverError> {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(http::header::HOST, &self.host);
+        if !body.is_empty() {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| DriverError::Protocol(format!("cannot build {method} {path}: {e}")))?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| exchange_error(&method, path, e))?;
+        self.sender
+            .send_request(request)
+            .await
+            .map_err(|e| exchange_error(&method, path, e))
+    }
+
+    /// Sends a request, reads the whole response, and checks its status is `expected`.
+    /// Returns `(status, body)`; a status outside `expected` is a [`DriverError::Status`].
+    pub async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        expected: &[u16],
+    ) -> Result<(u16, Bytes), DriverError> {
+        let response = self.request(method.clone(), path, body).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| exchange_error(&method, path, e))?
+            .to_bytes();
+        if !expected.contains(&status) {
+            return Err(status_error(&method, path, status, &body));
+        }
+        Ok((status, body))
+    }
+}
+
+impl Drop for Http1Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+fn handshake_error(addr: SocketAddr, e: hyper::Error) -> DriverError {
+    DriverError::Handshake {
+        what: format!("HTTP/1.1 connection to {addr}"),
+        reason: e.to_string(),
+    }
+}
+
+fn exchange_error(method: &Method, path: &str, e: hyper::Error) -> DriverError {
+    DriverError::Handshake {
+        what: format!("{method} {path}"),
+        reason: e.to_string(),
+    }
+}
+
+/// Builds the error for an unexpected HTTP status, quoting the start of the body.
+pub fn status_error(method: &Method, path: &str, status: u16, body: &[u8]) -> DriverError {
+    let end = body.len().min(200);
+    DriverError::Status {
+        method: static_method(method),
+        path: path.to_owned(),
+        status,
+        body: String::from_utf8_lossy(&body[..end]).into_owned(),
+    }
+}
+
+fn static_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
+    }
+}

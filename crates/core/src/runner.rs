@@ -1,0 +1,408 @@
+//! The runner: executes scenarios through [`Driver`]s and turns what it measured into schema
+//! results. Benches, the CLI and tests all call these functions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use pushbench_schema::{CaseResult, Integrity};
+
+use crate::driver::{Driver, Session, Target};
+use crate::scenario::{StudyConfig, StudyGroup, StudyVariant};
+use crate::stats::LatencyHistogram;
+use crate::study::{decode_reply, encode_call};
+use crate::transport::Transport;
+
+/// The drivers a run may use, one per transport.
+#[derive(Clone, Default)]
+pub struct DriverSet {
+    drivers: Vec<Arc<dyn Driver>>,
+}
+
+impl DriverSet {
+    /// A set holding `drivers`.
+    pub fn new(drivers: Vec<Arc<dyn Driver>>) -> Self {
+        DriverSet { drivers }
+    }
+
+    /// The driver for `transport`, if the set has one.
+    pub fn get(&self, transport: Transport) -> Option<&dyn Driver> {
+        self.drivers
+            .iter()
+            .find(|d| d.transport() == transport)
+            .map(|d| d.as_ref())
+    }
+}
+
+/// One run of one case: the schema result plus the raw histogram, so repeats and processes can
+/// be merged without loss.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// The result, metrics filled from this run alone.
+    pub case: CaseResult,
+    /// Per-message latencies of this run.
+    pub latency: LatencyHistogram,
+}
+
+impl Measurement {
+    /// The case's wall time.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_secs_f64(self.case.metrics.elapsed_ms.unwrap_or(0.0) / 1000.0)
+    }
+}
+
+/// Counts replies by sequence number: received, duplicated, out of order.
+#[derive(Debug, Default)]
+struct SeqTracker {
+    seen: Vec<bool>,
+    highest: Option<u64>,
+    integrity: Integrity,
+}
+
+impl SeqTracker {
+    fn sent(&mut self) {
+        self.integrity.sent += 1;
+        self.seen.push(false);
+    }
+
+    /// Records a reply; an error for a sequence number that was never sent.
+    fn observe(&mut self, seq: u64) -> Result<(), String> {
+        let Some(seen) = self.seen.get_mut(seq as usize) else {
+            return Err(format!("reply to call {seq}, which was never sent"));
+        };
+        if *seen {
+            self.integrity.duplicated += 1;
+            return Ok(());
+        }
+        *seen = true;
+        self.integrity.received += 1;
+        if self.highest.is_some_and(|h| seq < h) {
+            self.integrity.out_of_order += 1;
+        }
+        self.highest = self.highest.max(Some(seq));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Integrity {
+        self.integrity.lost = self.integrity.sent - self.integrity.received;
+        self.integrity
+    }
+}
+
+/// Consecutive unanswered calls after which a case gives up.
+const MAX_CONSECUTIVE_TIMEOUTS: u32 = 3;
+
+/// Runs one study case: connect, then `n` sequential calls, the clock started before connect
+/// and stopped at the last reply. Never panics on a bad peer: failures land in `case.error`,
+/// with everything measured up to that point.
+pub async fn run_study_case(
+    driver: &dyn Driver,
+    target: &Target,
+    n: u64,
+    block_size: usize,
+    call_timeout: Duration,
+    variant: StudyVariant,
+) -> Measurement {
+    let mut case = CaseResult::new("study", driver.transport().id(), variant.id());
+    case.params.n = Some(n);
+    case.params.block_size = Some(block_size as u64);
+    let mut latency = LatencyHistogram::new();
+    let mut tracker = SeqTracker::default();
+    let mut bytes_loaded = 0u64;
+
+    let start = Instant::now();
+    let session = match tokio::time::timeout(call_timeout, driver.connect(target)).await {
+        Ok(Ok(session)) => Some(session),
+        Ok(Err(e)) => {
+            case.error = Some(format!("connect: {e}"));
+            None
+        }
+        Err(_) => {
+            case.error = Some(format!(
+                "connect: no session within {} ms",
+                call_timeout.as_millis()
+            ));
+            None
+        }
+    };
+    let connect = start.elapsed();
+    let mut wire = Default::default();
+    if let Some(mut session) = session {
+        let calls = StudyCalls {
+            block_size,
+            call_timeout,
+            tracker: &mut tracker,
+            latency: &mut latency,
+        };
+        let outcome = calls.run(session.as_mut(), n, &mut bytes_loaded).await;
+        let elapsed = start.elapsed();
+        wire = session.wire();
+        // Closing is outside the clock (the study stops at the last reply) and its failure
+        // does not change what was measured.
+        let _ = tokio::time::timeout(call_timeout, session.close()).await;
+        case.error = outcome.err();
+        case.metrics.elapsed_ms = Some(ms(elapsed));
+    } else {
+        case.metrics.elapsed_ms = Some(ms(start.elapsed()));
+    }
+
+    case.integrity = tracker.finish();
+    let m = &mut case.metrics;
+    m.connect_ms = Some(ms(connect));
+    let secs = m.elapsed_ms.unwrap_or(0.0) / 1000.0;
+    if secs > 0.0 {
+        m.calls_per_s = Some(case.integrity.received as f64 / secs);
+    }
+    m.bytes_loaded = Some(bytes_loaded);
+    m.wire_bytes_up = Some(wire.up);
+    m.wire_bytes_down = Some(wire.down);
+    latency.fill(m);
+    Measurement { case, latency }
+}
+
+struct StudyCalls<'a> {
+    block_size: usize,
+    call_timeout: Duration,
+    tracker: &'a mut SeqTracker,
+    latency: &'a mut LatencyHistogram,
+}
+
+impl StudyCalls<'_> {
+    async fn run(
+        self,
+        session: &mut dyn Session,
+        n: u64,
+        bytes_loaded: &mut u64,
+    ) -> Result<(), String> {
+        let mut timeouts = 0u32;
+        for seq in 0..n {
+            let call = encode_call(seq, self.block_size);
+            let sent_at = Instant::now();
+            session
+                .send(&call)
+                .await
+                .map_err(|e| format!("call {seq}: send: {e}"))?;
+            self.tracker.sent();
+            loop {
+                let reply = match tokio::time::timeout(self.call_timeout, session.recv()).await {
+                    Err(_) => {
+                        timeouts += 1;
+                        if timeouts >= MAX_CONSECUTIVE_TIMEOUTS {
+                            return Err(format!(
+                                "no reply to {timeouts} consecutive calls (up to call {seq}) within {} ms each",
+                                self.call_timeout.as_millis()
+                            ));
+                        }
+                        break;
+                    }
+                    Ok(Err(e)) => return Err(format!("call {seq}: receive: {e}")),
+                    Ok(Ok(None)) => {
+                        return Err(format!(
+                            "server closed the session after {} of {n} replies",
+                            self.tracker.integrity.received
+                        ));
+                    }
+                    Ok(Ok(Some(reply))) => reply,
+                };
+                *bytes_loaded += reply.len() as u64;
+                let meta = decode_reply(&reply, self.block_size)
+                    .map_err(|e| format!("call {seq}: {e}"))?;
+                self.tracker.observe(meta.seq)?;
+                if meta.seq == seq {
+                    self.latency.record(sent_at.elapsed());
+                    timeouts = 0;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs one repeat of a group: each transport alone in turn, or all at once concurrently.
+/// A transport without a driver yields a case with an error.
+pub async fn run_study_group(
+    drivers: &DriverSet,
+    target: &Target,
+    group: &StudyGroup,
+    config: &StudyConfig,
+) -> Vec<Measurement> {
+    let run = |t: Transport| async move {
+        match drivers.get(t) {
+            Some(d) => {
+                run_study_case(
+                    d,
+                    target,
+                    group.n,
+                    config.block_size,
+                    config.call_timeout(),
+                    group.variant,
+                )
+                .await
+            }
+            None => missing_driver(t, group),
+        }
+    };
+    match group.variant {
+        StudyVariant::Sequential => {
+            let mut out = Vec::with_capacity(group.transports.len());
+            for &t in &group.transports {
+                out.push(run(t).await);
+            }
+            out
+        }
+        StudyVariant::AllAtOnce => join_all(group.transports.iter().map(|&t| run(t))).await,
+    }
+}
+
+fn missing_driver(t: Transport, group: &StudyGroup) -> Measurement {
+    let mut case = CaseResult::new("study", t.id(), group.variant.id());
+    case.params.n = Some(group.n);
+    case.error = Some(format!("no driver for transport {t} in this build"));
+    Measurement {
+        case,
+        latency: LatencyHistogram::new(),
+    }
+}
+
+/// Merges repeats of one case: the median run's figures, the range of elapsed times, the
+/// latency histograms merged and the integrity counts summed. The first error is kept.
+pub fn combine(mut runs: Vec<Measurement>) -> Option<CaseResult> {
+    runs.sort_by(|a, b| a.elapsed().cmp(&b.elapsed()));
+    let median = runs.get((runs.len().checked_sub(1)?) / 2)?;
+    let mut case = median.case.clone();
+    let mut latency = LatencyHistogram::new();
+    let mut integrity = Integrity::default();
+    for run in &runs {
+        latency.merge(&run.latency);
+        integrity.add(&run.case.integrity);
+        if case.error.is_none() {
+            case.error.clone_from(&run.case.error);
+        }
+    }
+    case.integrity = integrity;
+    case.params.repeats = Some(runs.len() as u64);
+    case.metrics.elapsed_min_ms = runs.first().and_then(|r| r.case.metrics.elapsed_ms);
+    case.metrics.elapsed_max_ms = runs.last().and_then(|r| r.case.metrics.elapsed_ms);
+    latency.fill(&mut case.metrics);
+    case.histogram = (!latency.is_empty()).then(|| latency.to_base64());
+    Some(case)
+}
+
+/// Progress of a run, reported as it goes.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    /// A group repeat is starting; `done` of `total` group repeats have finished.
+    GroupStarted {
+        /// Human label, e.g. `study n=1000 sequential`.
+        label: String,
+        /// Group repeats finished so far.
+        done: usize,
+        /// Group repeats in the run.
+        total: usize,
+    },
+    /// A case is final (all its repeats combined).
+    CaseFinished(&'a CaseResult),
+}
+
+/// Runs the whole study: every group, `repeats` times each (repeats of a group run back to
+/// back, so drift affects all its transports alike), combined per case.
+pub async fn run_study(
+    config: &StudyConfig,
+    drivers: &DriverSet,
+    target: &Target,
+    on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+) -> Vec<CaseResult> {
+    let groups = config.groups();
+    let total = groups.len() * config.repeats as usize;
+    let mut done = 0;
+    let mut results = Vec::new();
+    for group in &groups {
+        let mut per_transport: Vec<Vec<Measurement>> = vec![Vec::new(); group.transports.len()];
+        for _ in 0..config.repeats {
+            let label = format!("study n={} {}", group.n, group.variant.id());
+            on_event(RunEvent::GroupStarted { label, done, total });
+            for (slot, m) in per_transport
+                .iter_mut()
+                .zip(run_study_group(drivers, target, group, config).await)
+            {
+                slot.push(m);
+            }
+            done += 1;
+        }
+        for runs in per_transport {
+            if let Some(case) = combine(runs) {
+                on_event(RunEvent::CaseFinished(&case));
+                results.push(case);
+            }
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_counts_each_fault_once() {
+        let mut t = SeqTracker::default();
+        for _ in 0..5 {
+            t.sent();
+        }
+        for seq in [0, 2, 1, 2] {
+            t.observe(seq).unwrap();
+        }
+        assert!(t.observe(9).unwrap_err().contains("never sent"));
+        let i = t.finish();
+        assert_eq!(
+            i,
+            Integrity {
+                sent: 5,
+                received: 3,
+                lost: 2,
+                duplicated: 1,
+                out_of_order: 1
+            }
+        );
+    }
+
+    fn run(elapsed: f64, us: u64, lost: u64) -> Measurement {
+        let mut case = CaseResult::new("study", "ws", "sequential");
+        case.metrics.elapsed_ms = Some(elapsed);
+        case.integrity = Integrity {
+            sent: 10,
+            received: 10 - lost,
+            lost,
+            ..Integrity::default()
+        };
+        let mut latency = LatencyHistogram::new();
+        latency.record(Duration::from_micros(us));
+        Measurement { case, latency }
+    }
+
+    #[test]
+    fn combine_takes_median_range_and_sums() {
+        let case = combine(vec![
+            run(30.0, 300, 0),
+            run(10.0, 100, 1),
+            run(20.0, 200, 0),
+        ])
+        .unwrap();
+        assert_eq!(case.metrics.elapsed_ms, Some(20.0));
+        assert_eq!(
+            (case.metrics.elapsed_min_ms, case.metrics.elapsed_max_ms),
+            (Some(10.0), Some(30.0))
+        );
+        assert_eq!(case.integrity.sent, 30);
+        assert_eq!(case.integrity.lost, 1);
+        assert_eq!(case.params.repeats, Some(3));
+        let merged = LatencyHistogram::from_base64(case.histogram.as_deref().unwrap()).unwrap();
+        assert_eq!(merged.len(), 3);
+        assert!(combine(Vec::new()).is_none());
+    }
+}
