@@ -41,17 +41,19 @@ impl Http1Connection {
         })
     }
 
-    /// Sends a request and returns the response head with its streaming body.
+    /// Sends a request accepting `accept`; returns the response head with its streaming body.
     pub async fn request(
         &mut self,
         method: Method,
         path: &str,
         body: Bytes,
+        accept: &str,
     ) -> Result<Response<Incoming>, DriverError> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(http::header::HOST, &self.host);
+            .header(http::header::HOST, &self.host)
+            .header(http::header::ACCEPT, accept);
         if !body.is_empty() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
         }
@@ -77,7 +79,7 @@ impl Http1Connection {
         body: Bytes,
         expected: &[u16],
     ) -> Result<(u16, Bytes), DriverError> {
-        let response = self.request(method.clone(), path, body).await?;
+        let response = self.request(method.clone(), path, body, "*/*").await?;
         let status = response.status().as_u16();
         let body = response
             .into_body()

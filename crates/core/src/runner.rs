@@ -272,7 +272,7 @@ fn missing_driver(t: Transport, group: &StudyGroup) -> Measurement {
 /// Merges repeats of one case: the median run's figures, the range of elapsed times, the
 /// latency histograms merged and the integrity counts summed. The first error is kept.
 pub fn combine(mut runs: Vec<Measurement>) -> Option<CaseResult> {
-    runs.sort_by(|a, b| a.elapsed().cmp(&b.elapsed()));
+    runs.sort_by_key(Measurement::elapsed);
     let median = runs.get((runs.len().checked_sub(1)?) / 2)?;
     let mut case = median.case.clone();
     let mut latency = LatencyHistogram::new();

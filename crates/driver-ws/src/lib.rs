@@ -1,1 +1,96 @@
-//! pushbench-driver-ws (being built).
+//! pushbench's WebSocket driver: one connection to `GET /ws`, each message one text frame.
+//!
+//! ```no_run
+//! # async fn demo(target: pushbench_core::Target) -> Result<(), pushbench_core::DriverError> {
+//! use pushbench_core::Driver;
+//! let mut session = pushbench_driver_ws::WsDriver.connect(&target).await?;
+//! session.send(br#"{"seq":0,"blockSize":10}"#).await?;
+//! let reply = session.recv().await?;
+//! # Ok(()) }
+//! ```
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use pushbench_core::{
+    CountingStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
+    connect_tcp,
+};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// The WebSocket driver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WsDriver;
+
+struct WsSession {
+    socket: WebSocketStream<CountingStream<TcpStream>>,
+    wire: WireCounter,
+}
+
+fn ws_error(e: tungstenite::Error) -> DriverError {
+    match e {
+        tungstenite::Error::Io(e) => DriverError::Io(e),
+        other => DriverError::Protocol(other.to_string()),
+    }
+}
+
+impl Driver for WsDriver {
+    fn transport(&self) -> Transport {
+        Transport::Ws
+    }
+
+    fn connect<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move {
+            let wire = WireCounter::default();
+            let stream = wire.wrap(connect_tcp(target.http).await?);
+            let url = format!("ws://{}/ws", target.http);
+            let (socket, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                .await
+                .map_err(|e| DriverError::Handshake {
+                    what: format!("WebSocket handshake with {url}"),
+                    reason: e.to_string(),
+                })?;
+            Ok(Box::new(WsSession { socket, wire }) as Box<dyn Session>)
+        })
+    }
+}
+
+impl Session for WsSession {
+    fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let text = std::str::from_utf8(message)
+                .map_err(|e| DriverError::Protocol(format!("text message is not UTF-8: {e}")))?;
+            self.socket
+                .send(Message::text(text))
+                .await
+                .map_err(ws_error)
+        })
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {
+        Box::pin(async move {
+            loop {
+                match self.socket.next().await {
+                    None | Some(Ok(Message::Close(_))) => return Ok(None),
+                    Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
+                    Some(Ok(Message::Binary(bytes))) => return Ok(Some(bytes)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(ws_error(e)),
+                }
+            }
+        })
+    }
+
+    fn wire(&self) -> WireCounts {
+        self.wire.counts()
+    }
+
+    fn close(mut self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>> {
+        Box::pin(async move { self.socket.close(None).await.map_err(ws_error) })
+    }
+}
