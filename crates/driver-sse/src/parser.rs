@@ -1,0 +1,440 @@
+//! An incremental `text/event-stream` parser following the WHATWG HTML standard, "Server-sent
+//! events: parsing an event stream" and "interpreting an event stream".
+//!
+//! Bytes arrive in chunks of any size (a chunk may end inside a UTF-8 character, a field name,
+//! or between the CR and LF of one line end); events come out whole, in order.
+//!
+//! ```
+//! use pushbench_driver_sse::SseParser;
+//! let mut parser = SseParser::new();
+//! parser.push(b"id: 7\r\ndata: hel").unwrap();
+//! parser.push(b"lo\r\n\r\n").unwrap();
+//! let event = parser.next_event().unwrap();
+//! assert_eq!((event.event.as_str(), event.data.as_str(), event.last_event_id.as_str()), ("message", "hello", "7"));
+//! ```
+
+use std::collections::VecDeque;
+use std::mem;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` type; `message` when the event had none.
+    pub event: String,
+    /// The data lines joined with `\n` (the final line feed removed).
+    pub data: String,
+    /// The last event ID at dispatch time (it persists across events).
+    pub last_event_id: String,
+}
+
+/// A stream the parser refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SseError {
+    /// A line (without its terminator) is longer than the parser's limit.
+    #[error("event-stream line longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+/// The parser: push bytes in, take events out.
+#[derive(Debug)]
+pub struct SseParser {
+    /// A line begun in an earlier chunk, without its terminator yet.
+    partial: Vec<u8>,
+    /// The previous chunk ended with CR: a leading LF in the next one belongs to it.
+    after_cr: bool,
+    /// How many bytes of a leading BOM have been matched; `None` once past the start.
+    bom_matched: Option<usize>,
+    data: String,
+    event: String,
+    last_event_id: String,
+    retry: Option<u64>,
+    queue: VecDeque<SseEvent>,
+    max_line: usize,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SseParser {
+    /// The default line limit: 16 MiB.
+    pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
+
+    /// A parser with the default line limit.
+    pub fn new() -> Self {
+        Self::with_max_line(Self::DEFAULT_MAX_LINE)
+    }
+
+    /// A parser refusing lines longer than `limit` bytes.
+    pub fn with_max_line(limit: usize) -> Self {
+        SseParser {
+            partial: Vec::new(),
+            after_cr: false,
+            bom_matched: Some(0),
+            data: String::new(),
+            event: String::new(),
+            last_event_id: String::new(),
+            retry: None,
+            queue: VecDeque::new(),
+            max_line: limit,
+        }
+    }
+
+    /// Parses a chunk of the stream, queueing the events it completes.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), SseError> {
+        if let Some(matched) = self.bom_matched {
+            let n = (BOM.len() - matched).min(chunk.len());
+            if chunk[..n] == BOM[matched..matched + n] {
+                chunk = &chunk[n..];
+                if matched + n < BOM.len() {
+                    self.bom_matched = Some(matched + n);
+                    return Ok(());
+                }
+                self.bom_matched = None;
+            } else {
+                // Not a BOM after all: the bytes matched so far are content.
+                self.bom_matched = None;
+                self.lines(&BOM[..matched])?;
+            }
+        }
+        self.lines(chunk)
+    }
+
+    /// The oldest event not yet taken.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        self.queue.pop_front()
+    }
+
+    /// The latest valid `retry:` value, in milliseconds.
+    pub fn retry(&self) -> Option<u64> {
+        self.retry
+    }
+
+    /// The last event ID buffer.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// Ends the stream: an event without its closing blank line is discarded, as the spec says.
+    pub fn finish(&mut self) {
+        self.partial.clear();
+        self.data.clear();
+        self.event.clear();
+        self.after_cr = false;
+    }
+
+    fn lines(&mut self, mut rest: &[u8]) -> Result<(), SseError> {
+        if mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+            if self.partial.is_empty() {
+                self.check_len(i)?;
+                self.line(&rest[..i]);
+            } else {
+                self.check_len(self.partial.len() + i)?;
+                let mut line = mem::take(&mut self.partial);
+                line.extend_from_slice(&rest[..i]);
+                self.line(&line);
+                line.clear();
+                self.partial = line;
+            }
+            let cr = rest[i] == b'\r';
+            rest = &rest[i + 1..];
+            if cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        if !rest.is_empty() {
+            self.check_len(self.partial.len() + rest.len())?;
+            self.partial.extend_from_slice(rest);
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), SseError> {
+        if len > self.max_line {
+            Err(SseError::LineTooLong {
+                limit: self.max_line,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        if line[0] == b':' {
+            return;
+        }
+        let (name, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
+        };
+        match name {
+            b"data" => {
+                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push('\n');
+            }
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"id" if !value.contains(&0) => {
+                self.last_event_id = String::from_utf8_lossy(value).into_owned()
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                // All digits; only a value too large for u64 fails, and is ignored.
+                if let Ok(ms) = std::str::from_utf8(value).unwrap_or_default().parse() {
+                    self.retry = Some(ms);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.data.is_empty() {
+            self.event.clear();
+            return;
+        }
+        self.data.pop();
+        let event = if self.event.is_empty() {
+            "message".to_owned()
+        } else {
+            mem::take(&mut self.event)
+        };
+        self.queue.push_back(SseEvent {
+            event,
+            data: mem::take(&mut self.data),
+            last_event_id: self.last_event_id.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut p = SseParser::new();
+        for c in chunks {
+            p.push(c).unwrap();
+        }
+        std::iter::from_fn(|| p.next_event()).collect()
+    }
+
+    fn datas(chunks: &[&[u8]]) -> Vec<String> {
+        parse(chunks).into_iter().map(|e| e.data).collect()
+    }
+
+    #[test]
+    fn lf_cr_crlf_and_mixed_line_ends() {
+        assert_eq!(datas(&[b"data: a\n\n"]), ["a"]);
+        assert_eq!(datas(&[b"data: a\r\r"]), ["a"]);
+        assert_eq!(datas(&[b"data: a\r\n\r\n"]), ["a"]);
+        assert_eq!(datas(&[b"data: a\rdata: b\r\ndata: c\n\r\n"]), ["a\nb\nc"]);
+    }
+
+    #[test]
+    fn crlf_split_across_chunks_is_one_line_end() {
+        // A CR at a chunk end and the LF at the next start must not make a blank line.
+        assert_eq!(
+            datas(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]),
+            ["a\nb"]
+        );
+        // ...while a CR followed by a non-LF is a line end of its own.
+        assert_eq!(datas(&[b"data: a\r", b"\r"]), ["a"]);
+    }
+
+    #[test]
+    fn blank_line_dispatches_and_empty_data_does_not() {
+        let mut p = SseParser::new();
+        p.push(b"id: 5\n\n").unwrap();
+        assert_eq!(p.next_event(), None);
+        assert_eq!(p.last_event_id(), "5");
+        p.push(b"event: x\n\ndata: y\n\n").unwrap();
+        let e = p.next_event().unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.data.as_str()),
+            ("message", "y"),
+            "type reset by the empty event"
+        );
+    }
+
+    #[test]
+    fn multi_line_data_and_empty_data_lines() {
+        assert_eq!(datas(&[b"data: a\ndata: b\n\n"]), ["a\nb"]);
+        assert_eq!(datas(&[b"data\n\n"]), [""]);
+        assert_eq!(datas(&[b"data:\ndata:\n\n"]), ["\n"]);
+        assert_eq!(datas(&[b"data: a\ndata\n\n"]), ["a\n"]);
+    }
+
+    #[test]
+    fn only_one_leading_space_is_stripped() {
+        assert_eq!(datas(&[b"data:  x\n\n"]), [" x"]);
+        assert_eq!(datas(&[b"data:x\n\n"]), ["x"]);
+        assert_eq!(datas(&[b"data: x \n\n"]), ["x "]);
+    }
+
+    #[test]
+    fn comments_are_ignored() {
+        assert_eq!(datas(&[b": keep-alive\ndata: a\n:another\n\n:\n\n"]), ["a"]);
+    }
+
+    #[test]
+    fn event_type_applies_to_one_event() {
+        let events = parse(&[b"event: session\ndata: 1\n\ndata: 2\n\n"]);
+        assert_eq!(events[0].event, "session");
+        assert_eq!(events[1].event, "message");
+    }
+
+    #[test]
+    fn id_persists_ignores_null_and_resets_when_empty() {
+        let events = parse(&[b"id: 1\ndata: a\n\ndata: b\n\nid: 2\0x\ndata: c\n\nid\ndata: d\n\n"]);
+        let ids: Vec<_> = events.iter().map(|e| e.last_event_id.as_str()).collect();
+        assert_eq!(ids, ["1", "1", "1", ""]);
+    }
+
+    #[test]
+    fn retry_needs_only_digits() {
+        let mut p = SseParser::new();
+        p.push(b"retry: 1500\n").unwrap();
+        assert_eq!(p.retry(), Some(1500));
+        for bad in [
+            &b"retry: 15x\n"[..],
+            b"retry: -1\n",
+            b"retry:\n",
+            b"retry: 1 \n",
+            b"retry: 99999999999999999999999\n",
+        ] {
+            p.push(bad).unwrap();
+            assert_eq!(p.retry(), Some(1500), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_field_without_colon_has_an_empty_value() {
+        let events = parse(&[b"data: a\nevent\n\n"]);
+        assert_eq!(events[0].event, "message", "empty type means message");
+        let mut p = SseParser::new();
+        p.push(b"id: 3\nid\n").unwrap();
+        assert_eq!(p.last_event_id(), "");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        assert_eq!(datas(&[b"foo: bar\ndata: a\nDATA: b\ndata : c\n\n"]), ["a"]);
+    }
+
+    #[test]
+    fn a_bom_is_skipped_only_at_the_start() {
+        assert_eq!(datas(&[b"\xEF\xBB\xBFdata: a\n\n"]), ["a"]);
+        assert_eq!(datas(&[b"\xEF", b"\xBB", b"\xBFdata: a\n\n"]), ["a"]);
+        // A later BOM is part of a field name, which is then unknown.
+        assert_eq!(datas(&[b"data: a\n\n\xEF\xBB\xBFdata: b\n\n"]), ["a"]);
+        // Bytes that start like a BOM but are not one are kept.
+        assert_eq!(
+            parse(&[b"\xEF", b"data: a\n\n"]).len(),
+            0,
+            "field name \\xEFdata is unknown"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        assert_eq!(datas(&[b"data: a\xFFb\n\n"]), ["a\u{FFFD}b"]);
+        // A character split across chunks survives.
+        assert_eq!(datas(&[b"data: \xC3", b"\xA9\n\n"]), ["\u{e9}"]);
+    }
+
+    #[test]
+    fn an_incomplete_event_at_the_end_is_discarded() {
+        let mut p = SseParser::new();
+        p.push(b"data: a\n\ndata: b\n").unwrap();
+        p.finish();
+        assert_eq!(p.next_event().map(|e| e.data), Some("a".into()));
+        assert_eq!(p.next_event(), None);
+        p.push(b"\n").unwrap();
+        assert_eq!(
+            p.next_event(),
+            None,
+            "the discarded data does not come back"
+        );
+    }
+
+    fn stream() -> Vec<u8> {
+        let mut s = b"\xEF\xBB\xBF: hello\r\nretry: 3000\n".to_vec();
+        for i in 0..200 {
+            let end: &[u8] = [&b"\n"[..], b"\r", b"\r\n"][i % 3];
+            s.extend_from_slice(format!("id: {i}").as_bytes());
+            s.extend_from_slice(end);
+            if i % 7 == 0 {
+                s.extend_from_slice(b"event: tick");
+                s.extend_from_slice(end);
+            }
+            s.extend_from_slice(format!("data: line {i} \u{e9}").as_bytes());
+            s.extend_from_slice(end);
+            s.extend_from_slice(b"data:second");
+            s.extend_from_slice(end);
+            s.extend_from_slice(end);
+        }
+        s
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_events() {
+        let whole = stream();
+        let expected = parse(&[&whole]);
+        assert_eq!(expected.len(), 200);
+        assert_eq!(expected[7].event, "tick");
+        assert_eq!(expected[8].data, "line 8 \u{e9}\nsecond");
+        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
+        assert_eq!(parse(&bytes), expected);
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..50 {
+            let mut chunks = Vec::new();
+            let mut rest = &whole[..];
+            while !rest.is_empty() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let n = (seed % 40 + 1) as usize;
+                let (a, b) = rest.split_at(n.min(rest.len()));
+                chunks.push(a);
+                rest = b;
+            }
+            assert_eq!(parse(&chunks), expected);
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_even_in_pieces() {
+        let mut p = SseParser::with_max_line(16);
+        assert!(p.push(b"data: 0123456789\n").is_ok());
+        assert_eq!(
+            p.push(b"data: 0123456789abc\n"),
+            Err(SseError::LineTooLong { limit: 16 })
+        );
+        let mut p = SseParser::with_max_line(16);
+        p.push(b"data: 01234").unwrap();
+        assert_eq!(
+            p.push(b"56789abcdef"),
+            Err(SseError::LineTooLong { limit: 16 })
+        );
+    }
+}
