@@ -1,1 +1,163 @@
-fn main() {}
+//! `cargo bench`: the published study through criterion (one group per call count, one function
+//! per transport, `Throughput::Elements`), then the measured runs written as a pushbench result
+//! under `results/latest/` with its charts and REPORT.md.
+//!
+//! Every iteration criterion times is one whole study case from the shared runner (connect
+//! included, clock stopped at the last reply); the same runs are combined into the result file,
+//! so criterion's estimates and the report describe the same measurements.
+//!
+//! `cargo bench -- --test` (CI's quick mode) runs each function once and writes the result to
+//! `target/pushbench-bench-test/` instead, leaving the committed reference run alone.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use pushbench::{Harness, RunWriter};
+use pushbench_core::{
+    Measurement, StudyConfig, StudyGroup, StudyVariant, combine, run_study_case, run_study_group,
+};
+
+/// Every timed run, grouped by case (n, variant, transport) in the order the cases first ran.
+#[derive(Default)]
+struct Runs(Mutex<Vec<(CaseKey, Vec<Measurement>)>>);
+
+type CaseKey = (u64, String, String);
+
+impl Runs {
+    fn record(&self, m: Measurement) {
+        let key = (
+            m.case.params.n.unwrap_or(0),
+            m.case.variant.clone(),
+            m.case.transport.clone(),
+        );
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match runs.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(m),
+            None => runs.push((key, vec![m])),
+        }
+    }
+
+    fn into_cases(self) -> impl Iterator<Item = pushbench_schema::CaseResult> {
+        let runs = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        runs.into_iter().filter_map(|(_, list)| combine(list))
+    }
+}
+
+fn main() {
+    // plotters' text needs a registered font once ab_glyph is on; criterion's charts too.
+    pushbench_report::register_font();
+    let test_mode = std::env::args().any(|a| a == "--test");
+    let config = StudyConfig::default();
+    let harness = Harness::start().expect("start the in-process server");
+    let runs = Runs::default();
+
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    let groups = config.groups();
+    for &n in &config.calls {
+        let mut bench = criterion.benchmark_group(format!("study/n={n}"));
+        bench.throughput(Throughput::Elements(n));
+        bench.sampling_mode(SamplingMode::Flat);
+        for group in groups.iter().filter(|g| g.n == n) {
+            bench_group(&mut bench, &harness, &config, group, &runs);
+        }
+        bench.finish();
+    }
+    criterion.final_summary();
+
+    let out = match std::env::var_os("PUSHBENCH_OUT") {
+        Some(dir) => PathBuf::from(dir),
+        None if test_mode => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pushbench-bench-test")
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
+    };
+    let mut run_config = harness.run_config(&config);
+    run_config["source"] = serde_json::json!(format!(
+        "cargo bench --bench study: criterion sample_size 10, flat sampling; repeats are every timed iteration{}",
+        if test_mode {
+            " (--test: one iteration each)"
+        } else {
+            ""
+        }
+    ));
+    let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
+    for case in runs.into_cases() {
+        writer.push(case).expect("write results");
+    }
+    let file = writer.finish().expect("write results");
+    let rendered = pushbench_report::render(&out).expect("render the report");
+    println!("\n{}", pushbench::summary_table(&file));
+    println!(
+        "pushbench: wrote {} and {} charts",
+        rendered.report.display(),
+        rendered.charts.len()
+    );
+}
+
+/// One criterion function per transport (sequential), or one for the concurrent group.
+fn bench_group(
+    bench: &mut BenchmarkGroup<'_, WallTime>,
+    harness: &Harness,
+    config: &StudyConfig,
+    group: &StudyGroup,
+    runs: &Runs,
+) {
+    let n = group.n;
+    let target = harness.target();
+    let record = |m: Measurement| runs.record(m);
+    match group.variant {
+        StudyVariant::Sequential => {
+            for &t in &group.transports {
+                let Some(driver) = harness.drivers.get(t) else {
+                    continue;
+                };
+                bench.bench_function(t.id(), |b| {
+                    b.to_async(&harness.runtime)
+                        .iter_custom(|iters| async move {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                let m = run_study_case(
+                                    driver,
+                                    &target,
+                                    n,
+                                    config.block_size,
+                                    config.call_timeout(),
+                                    group.variant,
+                                )
+                                .await;
+                                total += m.elapsed();
+                                record(m);
+                            }
+                            total
+                        });
+                });
+            }
+        }
+        StudyVariant::AllAtOnce => {
+            bench.bench_function("all-at-once", |b| {
+                b.to_async(&harness.runtime)
+                    .iter_custom(|iters| async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let ms =
+                                run_study_group(&harness.drivers, &target, group, config).await;
+                            total += ms
+                                .iter()
+                                .map(Measurement::elapsed)
+                                .max()
+                                .unwrap_or_default();
+                            ms.into_iter().for_each(record);
+                        }
+                        total
+                    });
+            });
+        }
+    }
+}

@@ -1,1 +1,209 @@
-//! pushbench.
+//! pushbench: measures WebSockets against Server-Sent Events, long polling and a raw-TCP floor.
+//!
+//! This crate wires the workspace together for the CLI and the benches: it starts the
+//! in-process server and the client runtime ([`Harness`]), registers every driver, and keeps a
+//! run's result files up to date as cases finish ([`RunWriter`]), so an interrupted run still
+//! leaves what it measured.
+//!
+//! ```no_run
+//! use pushbench::{Harness, RunWriter};
+//! use pushbench_core::StudyConfig;
+//! let harness = Harness::start().unwrap();
+//! let config = StudyConfig::quick();
+//! let mut writer = RunWriter::create("/tmp/run".as_ref(), harness.run_config(&config)).unwrap();
+//! let cases = harness.run_study(&config, &mut |_| {});
+//! for case in cases { writer.push(case).unwrap(); }
+//! writer.finish().unwrap();
+//! ```
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pushbench_core::{DriverSet, RunEvent, StudyConfig, Target, capture_run_info};
+use pushbench_driver_longpoll::LongpollDriver;
+use pushbench_driver_sse::SseDriver;
+use pushbench_driver_tcp::TcpDriver;
+use pushbench_driver_ws::WsDriver;
+use pushbench_schema::{CaseResult, RunFile, SchemaError};
+use pushbench_server::{RunningServer, ServerConfig};
+use tokio::runtime::Runtime;
+
+pub use pushbench_core as core;
+pub use pushbench_report as report;
+pub use pushbench_schema as schema;
+
+/// Worker threads of the client runtime (the server has its own, see [`ServerConfig`]).
+pub const CLIENT_THREADS: usize = 1;
+
+/// Every driver this build has.
+pub fn drivers() -> DriverSet {
+    DriverSet::new(vec![
+        Arc::new(WsDriver),
+        Arc::new(SseDriver),
+        Arc::new(LongpollDriver),
+        Arc::new(TcpDriver),
+    ])
+}
+
+/// The in-process server on its own runtime thread, and a separate runtime for the clients.
+pub struct Harness {
+    /// The running server.
+    pub server: RunningServer,
+    /// The server's configuration.
+    pub server_config: ServerConfig,
+    /// The client runtime; drivers run here.
+    pub runtime: Runtime,
+    /// The drivers.
+    pub drivers: DriverSet,
+}
+
+impl Harness {
+    /// Starts the server on loopback (one runtime thread) and a one-thread client runtime.
+    pub fn start() -> io::Result<Harness> {
+        let server_config = ServerConfig::default();
+        let server = pushbench_server::spawn(server_config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CLIENT_THREADS)
+            .thread_name("pushbench-client")
+            .enable_all()
+            .build()?;
+        Ok(Harness {
+            server,
+            server_config,
+            runtime,
+            drivers: drivers(),
+        })
+    }
+
+    /// Where the drivers connect.
+    pub fn target(&self) -> Target {
+        self.server.target()
+    }
+
+    /// The `config` recorded in run.json for a study run on this harness.
+    pub fn run_config(&self, study: &StudyConfig) -> serde_json::Value {
+        serde_json::json!({
+            "scenario": "study",
+            "study": study,
+            "server": {
+                "kind": "in-process axum",
+                "threads": self.server_config.threads,
+                "http": self.server.http_addr.to_string(),
+                "tcp": self.server.tcp_addr.map(|a| a.to_string()),
+            },
+            "client_threads": CLIENT_THREADS,
+            "tcp_nodelay": true,
+            "flush": "per_message",
+            "transports": {
+                "ws": "GET /ws upgrade; each call a text frame, each reply a text frame",
+                "sse": "GET /sse kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
+                "longpoll": "GET /poll?session=ID kept outstanding on one connection (replies one per line); each call a POST /rpc?session=ID on a second connection",
+                "tcp": "raw TCP floor: 4-byte big-endian length prefix, then the call; the reply framed the same way",
+            },
+        })
+    }
+
+    /// Runs the study on the client runtime; `on_event` sees progress and each finished case.
+    pub fn run_study(
+        &self,
+        config: &StudyConfig,
+        on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+    ) -> Vec<CaseResult> {
+        let target = self.target();
+        self.runtime.block_on(pushbench_core::run_study(
+            config,
+            &self.drivers,
+            &target,
+            on_event,
+        ))
+    }
+}
+
+/// Keeps a run directory's `run.json` and `cases.csv` current: written when the run starts,
+/// after every case (marked incomplete), and once more when it finishes.
+pub struct RunWriter {
+    dir: PathBuf,
+    file: RunFile,
+}
+
+impl RunWriter {
+    /// Captures the environment and writes an empty, incomplete run into `dir`.
+    pub fn create(dir: &Path, config: serde_json::Value) -> Result<RunWriter, SchemaError> {
+        let writer = RunWriter {
+            dir: dir.to_path_buf(),
+            file: RunFile::new(capture_run_info(config)),
+        };
+        writer.file.write(&writer.dir)?;
+        Ok(writer)
+    }
+
+    /// Adds a finished case and rewrites the files.
+    pub fn push(&mut self, case: CaseResult) -> Result<(), SchemaError> {
+        self.file.cases.push(case);
+        self.file.write(&self.dir)
+    }
+
+    /// The run so far.
+    pub fn file(&self) -> &RunFile {
+        &self.file
+    }
+
+    /// Stamps the end time, marks the run complete and writes it.
+    pub fn finish(mut self) -> Result<RunFile, SchemaError> {
+        self.file.run.finished_at = pushbench_core::env::rfc3339_now();
+        self.file.run.complete = true;
+        self.file.write(&self.dir)?;
+        Ok(self.file)
+    }
+
+    /// Stamps the end time and writes the run as incomplete (interrupted or failed).
+    pub fn abandon(mut self) -> Result<RunFile, SchemaError> {
+        self.file.run.finished_at = pushbench_core::env::rfc3339_now();
+        self.file.run.complete = false;
+        self.file.write(&self.dir)?;
+        Ok(self.file)
+    }
+}
+
+/// A plain-text table of the cases, for the terminal.
+pub fn summary_table(file: &RunFile) -> String {
+    let mut out = format!(
+        "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+        "transport",
+        "variant",
+        "n",
+        "elapsed ms",
+        "calls/s",
+        "p50 us",
+        "p99 us",
+        "recv/sent",
+        "status"
+    );
+    let num =
+        |v: Option<f64>, prec: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.prec$}"));
+    for case in &file.cases {
+        let (m, i) = (&case.metrics, &case.integrity);
+        let status = match (&case.error, i.is_clean()) {
+            (Some(e), _) => format!("ERROR: {e}"),
+            (None, false) => format!(
+                "FLAGGED: lost {} dup {} ooo {}",
+                i.lost, i.duplicated, i.out_of_order
+            ),
+            (None, true) => "ok".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+            case.transport,
+            case.variant,
+            case.params.n.map_or_else(|| "-".into(), |n| n.to_string()),
+            num(m.elapsed_ms, 1),
+            num(m.calls_per_s, 0),
+            num(m.p50_us, 0),
+            num(m.p99_us, 0),
+            format!("{}/{}", i.received, i.sent),
+            status
+        ));
+    }
+    out
+}

@@ -1,0 +1,437 @@
+//! The charts: each drawn once by a backend-generic function, written as SVG and PNG.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use pushbench_schema::CaseResult;
+
+use crate::ReportError;
+use crate::study::{StudyView, TRANSPORT_ORDER};
+
+const SIZE: (u32, u32) = (1024, 640);
+const FONT: &str = "sans-serif";
+const SEQ_COLOR: RGBColor = RGBColor(52, 101, 164);
+const ALL_COLOR: RGBColor = RGBColor(245, 121, 0);
+const FLOOR_COLOR: RGBColor = RGBColor(136, 138, 133);
+const FLAG_COLOR: RGBColor = RGBColor(204, 0, 0);
+
+type DrawResult = Result<(), String>;
+
+/// A chart that can draw itself on any plotters backend.
+pub(crate) trait Chart {
+    /// File stem under `charts/`.
+    fn name(&self) -> String;
+    /// Draws the chart.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Writes `chart` as `dir/charts/<name>.svg` and `.png`.
+pub(crate) fn write_chart(chart: &impl Chart, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts).map_err(|source| ReportError::Io {
+        path: charts.clone(),
+        source,
+    })?;
+    let svg = charts.join(format!("{}.svg", chart.name()));
+    let png = charts.join(format!("{}.png", chart.name()));
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |message| ReportError::Chart { path, message }
+    };
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| root.present().map_err(err))
+            .map_err(fail(&svg))?;
+    }
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        chart
+            .draw(&root)
+            .and_then(|()| root.present().map_err(err))
+            .map_err(fail(&png))?;
+    }
+    Ok(vec![svg, png])
+}
+
+fn title_style() -> TextStyle<'static> {
+    (FONT, 26).into_font().into()
+}
+
+fn label_style() -> TextStyle<'static> {
+    (FONT, 16).into_font().into()
+}
+
+/// Bars of elapsed time per transport for one call count, like the published chart.
+pub(crate) struct ElapsedBars<'a> {
+    pub n: u64,
+    pub view: &'a StudyView<'a>,
+}
+
+impl Chart for ElapsedBars<'_> {
+    fn name(&self) -> String {
+        format!("study-n{}", self.n)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(err)?;
+        let seq: Vec<Option<&CaseResult>> = TRANSPORT_ORDER
+            .iter()
+            .map(|t| self.view.case(self.n, "sequential", t))
+            .collect();
+        let all: Vec<Option<&CaseResult>> = TRANSPORT_ORDER
+            .iter()
+            .map(|t| self.view.case(self.n, "all-at-once", t))
+            .collect();
+        let has_all = all.iter().any(Option::is_some);
+        let top = seq
+            .iter()
+            .chain(&all)
+            .flatten()
+            .filter_map(|c| c.metrics.elapsed_max_ms.or(c.metrics.elapsed_ms))
+            .fold(0.0f64, f64::max);
+        let top = if top > 0.0 { top * 1.2 } else { 1.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Study: {} sequential calls, elapsed time per transport (lower is faster)",
+                    self.n
+                ),
+                title_style(),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5f64..(TRANSPORT_ORDER.len() as f64 - 0.5), 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(TRANSPORT_ORDER.len())
+            .x_label_formatter(&|x| {
+                let i = x.round() as usize;
+                match TRANSPORT_ORDER.get(i) {
+                    Some(&"tcp") => "tcp (floor)".to_owned(),
+                    Some(t) if (x - i as f64).abs() < 0.01 => (*t).to_owned(),
+                    _ => String::new(),
+                }
+            })
+            .x_desc("transport")
+            .y_desc("elapsed time (ms), connect included")
+            .y_label_formatter(&|y| fmt_ms(*y))
+            .label_style(label_style())
+            .axis_desc_style(label_style())
+            .draw()
+            .map_err(err)?;
+        let width = if has_all { 0.35 } else { 0.6 };
+        let series: [(&[Option<&CaseResult>], f64, RGBColor, &str); 2] = [
+            (
+                &seq,
+                if has_all { -0.18 } else { 0.0 },
+                SEQ_COLOR,
+                "one transport at a time",
+            ),
+            (
+                &all,
+                0.18,
+                ALL_COLOR,
+                "all at once (ws, sse, longpoll together)",
+            ),
+        ];
+        for (cases, offset, color, label) in series {
+            if !cases.iter().any(Option::is_some) {
+                continue;
+            }
+            let mut legend_drawn = false;
+            for (i, case) in cases.iter().enumerate() {
+                let Some(case) = case else { continue };
+                let x = i as f64 + offset;
+                let value = case.metrics.elapsed_ms.unwrap_or(0.0);
+                let flagged = !case.is_ok();
+                let fill = if flagged {
+                    FLAG_COLOR
+                } else if case.transport == "tcp" {
+                    FLOOR_COLOR
+                } else {
+                    color
+                };
+                let bar = Rectangle::new(
+                    [(x - width / 2.0, 0.0), (x + width / 2.0, value)],
+                    fill.filled(),
+                );
+                let series = chart.draw_series(std::iter::once(bar)).map_err(err)?;
+                if !legend_drawn && case.transport != "tcp" && !flagged {
+                    legend_drawn = true;
+                    series.label(label).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                    });
+                }
+                if let (Some(lo), Some(hi)) =
+                    (case.metrics.elapsed_min_ms, case.metrics.elapsed_max_ms)
+                {
+                    if hi > lo {
+                        let cap = width / 6.0;
+                        let lines = [
+                            vec![(x, lo), (x, hi)],
+                            vec![(x - cap, lo), (x + cap, lo)],
+                            vec![(x - cap, hi), (x + cap, hi)],
+                        ];
+                        chart
+                            .draw_series(
+                                lines
+                                    .into_iter()
+                                    .map(|l| PathElement::new(l, BLACK.stroke_width(2))),
+                            )
+                            .map_err(err)?;
+                    }
+                }
+                let text = if flagged {
+                    format!("{} FLAGGED", fmt_ms(value))
+                } else {
+                    fmt_ms(value)
+                };
+                let y = case.metrics.elapsed_max_ms.unwrap_or(value).max(value) + top * 0.02;
+                let style = label_style().pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Bottom,
+                ));
+                chart
+                    .draw_series(std::iter::once(Text::new(text, (x, y), style)))
+                    .map_err(err)?;
+            }
+        }
+        if has_all {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .label_font(label_style())
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Calls per second against the call count, one line per transport.
+pub(crate) struct CallsPerSecond<'a> {
+    pub view: &'a StudyView<'a>,
+}
+
+fn transport_color(t: &str) -> RGBColor {
+    match t {
+        "ws" => SEQ_COLOR,
+        "sse" => RGBColor(78, 154, 6),
+        "longpoll" => RGBColor(117, 80, 123),
+        _ => FLOOR_COLOR,
+    }
+}
+
+impl Chart for CallsPerSecond<'_> {
+    fn name(&self) -> String {
+        "study-calls-per-s".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(err)?;
+        let ns = self.view.ns();
+        let (lo, hi) = match (ns.first(), ns.last()) {
+            (Some(&a), Some(&b)) if a < b => (a as f64, b as f64),
+            (Some(&a), _) => (a as f64 / 2.0, a as f64 * 2.0),
+            _ => (1.0, 10.0),
+        };
+        let top = ns
+            .iter()
+            .flat_map(|&n| {
+                TRANSPORT_ORDER
+                    .iter()
+                    .filter_map(move |t| self.view.case(n, "sequential", t))
+            })
+            .filter_map(|c| c.metrics.calls_per_s)
+            .fold(0.0f64, f64::max);
+        let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Study: calls per second by number of calls (higher is faster)",
+                title_style(),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("sequential calls per run (log scale)")
+            .y_desc("calls per second")
+            .x_labels(4)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style(label_style())
+            .axis_desc_style(label_style())
+            .draw()
+            .map_err(err)?;
+        for t in TRANSPORT_ORDER {
+            let points: Vec<(f64, f64)> = ns
+                .iter()
+                .filter_map(|&n| {
+                    let c = self.view.case(n, "sequential", t)?;
+                    Some((n as f64, c.metrics.calls_per_s?))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let color = transport_color(t);
+            let label = if t == "tcp" {
+                "tcp (floor)".to_owned()
+            } else {
+                t.to_owned()
+            };
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 5, color.filled())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(label_style())
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)
+    }
+}
+
+/// Per-call latency p50 and p99 per transport at one call count.
+pub(crate) struct Latency<'a> {
+    pub n: u64,
+    pub view: &'a StudyView<'a>,
+}
+
+impl Chart for Latency<'_> {
+    fn name(&self) -> String {
+        "study-latency".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(err)?;
+        let cases: Vec<Option<&CaseResult>> = TRANSPORT_ORDER
+            .iter()
+            .map(|t| self.view.case(self.n, "sequential", t))
+            .collect();
+        let values = cases
+            .iter()
+            .flatten()
+            .flat_map(|c| [c.metrics.p50_us, c.metrics.p99_us])
+            .flatten();
+        let (min, max) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if max > 0.0 {
+            ((min / 2.0).max(0.1), max * 3.0)
+        } else {
+            (1.0, 10.0)
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Study: per-call latency at {} calls (lower is faster)",
+                    self.n
+                ),
+                title_style(),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                -0.5f64..(TRANSPORT_ORDER.len() as f64 - 0.5),
+                (lo..hi).log_scale(),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(TRANSPORT_ORDER.len())
+            .x_label_formatter(&|x| {
+                let i = x.round() as usize;
+                match TRANSPORT_ORDER.get(i) {
+                    Some(&"tcp") => "tcp (floor)".to_owned(),
+                    Some(t) if (x - i as f64).abs() < 0.01 => (*t).to_owned(),
+                    _ => String::new(),
+                }
+            })
+            .x_desc("transport")
+            .y_desc("latency per call (µs, log scale)")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style(label_style())
+            .axis_desc_style(label_style())
+            .draw()
+            .map_err(err)?;
+        let percentiles: [(&str, f64, RGBColor, fn(&CaseResult) -> Option<f64>); 2] = [
+            ("p50", -0.18, SEQ_COLOR, |c| c.metrics.p50_us),
+            ("p99", 0.18, ALL_COLOR, |c| c.metrics.p99_us),
+        ];
+        for (label, offset, color, get) in percentiles {
+            let bars: Vec<_> = cases
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i as f64 + offset, get((*c)?)?)))
+                .collect();
+            chart
+                .draw_series(
+                    bars.iter().map(|&(x, v)| {
+                        Rectangle::new([(x - 0.17, lo), (x + 0.17, v)], color.filled())
+                    }),
+                )
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            let style = label_style().pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Bottom,
+            ));
+            chart
+                .draw_series(
+                    bars.iter()
+                        .map(|&(x, v)| Text::new(format!("{v:.0}"), (x, v * 1.05), style.clone())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(label_style())
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)
+    }
+}
+
+/// Milliseconds: one decimal, or two significant digits below 1 ms.
+pub(crate) fn fmt_ms(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

@@ -1,0 +1,102 @@
+//! The `pushbench` binary as a user runs it.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::Command;
+
+fn pushbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_then_report_writes_results_charts_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_str = out.to_str().unwrap();
+    let run = pushbench(&[
+        "run", "study", "--quick", "--calls", "50", "--quiet", "--out", out_str,
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for t in ["ws", "sse", "longpoll", "tcp"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(t) && l.ends_with("ok")),
+            "{t} row in\n{stdout}"
+        );
+    }
+    let file = pushbench_schema::RunFile::read(&out).unwrap();
+    assert!(file.run.complete);
+    assert_eq!(file.cases.len(), 7, "4 sequential + 3 all-at-once");
+    assert!(
+        file.cases
+            .iter()
+            .all(|c| c.integrity.received == 50 && c.integrity.lost == 0)
+    );
+    assert!(out.join("cases.csv").exists());
+
+    let report = pushbench(&["report", out_str]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(out.join("REPORT.md").exists());
+    let charts: Vec<_> = std::fs::read_dir(out.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        charts
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "png")),
+        "{charts:?}"
+    );
+    assert!(
+        charts
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "svg")),
+        "{charts:?}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let out = pushbench(&["run", "study", "--transports", "ws,quic"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown transport `quic`"));
+
+    let out = pushbench(&["run", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario `nosuch`"));
+
+    let out = pushbench(&["report", "/nonexistent/dir"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dir"));
+}
+
+#[test]
+fn list_names_every_scenario() {
+    let out = pushbench(&["list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in [
+        "study",
+        "push",
+        "latency",
+        "fanout",
+        "roundtrip",
+        "connect",
+        "reconnect",
+        "payload",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(id)), "{id} in\n{text}");
+    }
+}
