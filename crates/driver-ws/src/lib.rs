@@ -80,6 +80,11 @@ impl Session for WsSession {
                     Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
                     Some(Ok(Message::Binary(bytes))) => return Ok(Some(bytes)),
                     Some(Ok(_)) => continue,
+                    // A server that drops the connection without a close frame has still
+                    // closed the session: report it like a TCP EOF.
+                    Some(Err(tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    ))) => return Ok(None),
                     Some(Err(e)) => return Err(ws_error(e)),
                 }
             }

@@ -17,6 +17,8 @@ const FLOOR_COLOR: RGBColor = RGBColor(136, 138, 133);
 const FLAG_COLOR: RGBColor = RGBColor(204, 0, 0);
 
 type DrawResult = Result<(), String>;
+/// Picks one figure of a case.
+type MetricOf = fn(&CaseResult) -> Option<f64>;
 
 /// A chart that can draw itself on any plotters backend.
 pub(crate) trait Chart {
@@ -384,7 +386,7 @@ impl Chart for Latency<'_> {
             .axis_desc_style(label_style())
             .draw()
             .map_err(err)?;
-        let percentiles: [(&str, f64, RGBColor, fn(&CaseResult) -> Option<f64>); 2] = [
+        let percentiles: [(&str, f64, RGBColor, MetricOf); 2] = [
             ("p50", -0.18, SEQ_COLOR, |c| c.metrics.p50_us),
             ("p99", 0.18, ALL_COLOR, |c| c.metrics.p99_us),
         ];
