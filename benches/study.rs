@@ -54,6 +54,24 @@ fn main() {
     let harness = Harness::start().expect("start the in-process server");
     let runs = Runs::default();
 
+    let out = match std::env::var_os("PUSHBENCH_OUT") {
+        Some(dir) => PathBuf::from(dir),
+        None if test_mode => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pushbench-bench-test")
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
+    };
+    let mut run_config = harness.run_config(&config);
+    run_config["source"] = serde_json::json!(format!(
+        "cargo bench --bench study: criterion sample_size 10, flat sampling; every iteration criterion ran (warm-up included) is one run of its case{}",
+        if test_mode {
+            " (--test: one iteration each)"
+        } else {
+            ""
+        }
+    ));
+    // Created now so that started_at is the bench's start; cases are added when combined.
+    let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
     let mut criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -64,6 +82,8 @@ fn main() {
         let mut bench = criterion.benchmark_group(format!("study/n={n}"));
         bench.throughput(Throughput::Elements(n));
         bench.sampling_mode(SamplingMode::Flat);
+        // About 2 s per 1 000 calls: enough for 10 whole-case samples at every N.
+        bench.measurement_time(Duration::from_secs(5.max(n * 2 / 1000)));
         for group in groups.iter().filter(|g| g.n == n) {
             bench_group(&mut bench, &harness, &config, group, &runs);
         }
@@ -71,23 +91,6 @@ fn main() {
     }
     criterion.final_summary();
 
-    let out = match std::env::var_os("PUSHBENCH_OUT") {
-        Some(dir) => PathBuf::from(dir),
-        None if test_mode => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pushbench-bench-test")
-        }
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
-    };
-    let mut run_config = harness.run_config(&config);
-    run_config["source"] = serde_json::json!(format!(
-        "cargo bench --bench study: criterion sample_size 10, flat sampling; repeats are every timed iteration{}",
-        if test_mode {
-            " (--test: one iteration each)"
-        } else {
-            ""
-        }
-    ));
-    let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
     for case in runs.into_cases() {
         writer.push(case).expect("write results");
     }

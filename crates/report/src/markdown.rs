@@ -117,9 +117,26 @@ fn our_method(md: &mut String, file: &RunFile) {
     if study.is_object() {
         let _ = writeln!(
             md,
-            "- Calls per case: {}; block size {}; {} repeat(s) per case (the median is shown, with the range); \
-             a reply not received within {} ms is counted lost.",
-            study["calls"], study["block_size"], study["repeats"], study["call_timeout_ms"]
+            "- Calls per case: {}; block size {}; a reply not received within {} ms is counted lost.",
+            study["calls"], study["block_size"], study["call_timeout_ms"]
+        );
+    }
+    let runs: Vec<u64> = file
+        .cases
+        .iter()
+        .map(|c| c.params.repeats.unwrap_or(1))
+        .collect();
+    if let (Some(lo), Some(hi)) = (runs.iter().min(), runs.iter().max()) {
+        let range = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo} to {hi}")
+        };
+        let _ = writeln!(
+            md,
+            "- Runs per case: {range} (column \"runs\"). Each run is one whole case, connect included; elapsed \
+             time is the median run with the range of all runs, latency percentiles come from every call of every \
+             run, and integrity counts are summed over all runs (so `sent` = n × runs)."
         );
     }
     if let Some(source) = config["source"].as_str() {
@@ -192,9 +209,10 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     };
     let i = &c.integrity;
     format!(
-        "| {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+        "| {} | {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {}/{}/{}/{}/{} | {} |",
         c.transport,
         c.variant,
+        c.params.repeats.unwrap_or(1),
         opt(m.elapsed_ms, fmt_ms),
         range,
         opt(m.calls_per_s, |v| format!("{v:.0}")),
@@ -215,7 +233,7 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     )
 }
 
-const TABLE_HEAD: &str = "| transport | variant | elapsed ms (range) | calls/s | × tcp floor | bytes loaded | wire up / down per call (B) | p50 / p99 µs | sent/recv/lost/dup/ooo | status |\n|---|---|---|---|---|---|---|---|---|---|\n";
+const TABLE_HEAD: &str = "| transport | variant | runs | elapsed ms (range) | calls/s | × tcp floor | bytes loaded per run | wire up / down per call (B) | p50 / p99 µs | sent/recv/lost/dup/ooo (all runs) | status |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 fn results(md: &mut String, view: &StudyView<'_>, charts: &[String]) {
     md.push_str("## Results\n\n");
@@ -371,7 +389,7 @@ fn integrity(md: &mut String, flagged: &[&CaseResult]) {
 fn all_cases(md: &mut String, file: &RunFile, view: &StudyView<'_>) {
     md.push_str("## All cases\n\n| scenario | n | ");
     md.push_str(&TABLE_HEAD[2..TABLE_HEAD.find('\n').unwrap_or(0)]);
-    md.push_str("\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in &file.cases {
         let _ = writeln!(
             md,

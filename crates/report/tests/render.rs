@@ -1,6 +1,6 @@
 //! Renders a synthetic run and checks every file the report writes.
 
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::fs;
 
@@ -136,6 +136,10 @@ fn report_ranks_transports_per_n_and_says_where_the_conclusion_fails() {
     );
     assert!(md.contains("![elapsed time per transport, 100 calls](charts/study-n100.png)"));
     assert!(md.contains("`0123abc`"));
+    assert!(
+        md.contains("- Runs per case: 1 to 3 (column \"runs\")."),
+        "{md}"
+    );
     assert!(!md.contains("incomplete run"));
 }
 
@@ -144,7 +148,7 @@ fn ratios_to_the_tcp_floor_are_per_n() {
     let (_dir, md) = rendered(true);
     let row = |t: &str, variant: &str, n: &str| {
         md.lines()
-            .find(|l| l.starts_with(&format!("| {t} | {variant} | {n}")))
+            .find(|l| l.starts_with(&format!("| {t} | {variant} | 3 | {n}")))
             .unwrap_or_else(|| panic!("row {t} {variant} {n}"))
             .to_owned()
     };
@@ -165,7 +169,7 @@ fn flagged_and_failed_cases_are_listed_and_missing_figures_shown_as_dashes() {
     assert!(md.contains("- study / ws / all-at-once (n=1000): error: connect: cannot connect to 127.0.0.1:1: refused"));
     let failed_row = md
         .lines()
-        .find(|l| l.starts_with("| ws | all-at-once | —"))
+        .find(|l| l.starts_with("| ws | all-at-once | 1 | —"))
         .unwrap();
     assert!(
         failed_row.contains("**FLAGGED**: error: connect"),

@@ -201,7 +201,7 @@ pub struct Metrics {
     pub max_us: Option<f64>,
 }
 
-/// Message accounting for a case.
+/// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Integrity {
     /// Messages (calls) sent.
