@@ -42,7 +42,7 @@ impl Runs {
 
     fn into_cases(self) -> impl Iterator<Item = pushbench_schema::CaseResult> {
         let runs = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
-        runs.into_iter().filter_map(|(_, list)| combine(list))
+        runs.into_iter().filter_map(|(_, list)| combine(&list))
     }
 }
 

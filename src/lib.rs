@@ -12,7 +12,9 @@
 //! let config = StudyConfig::quick();
 //! let mut writer = RunWriter::create("/tmp/run".as_ref(), harness.run_config(&config)).unwrap();
 //! let cases = harness.run_study(&config, &mut |_| {});
-//! for case in cases { writer.push(case).unwrap(); }
+//! for case in cases {
+//!     writer.push(case).unwrap();
+//! }
 //! writer.finish().unwrap();
 //! ```
 
@@ -138,9 +140,18 @@ impl RunWriter {
         Ok(writer)
     }
 
-    /// Adds a finished case and rewrites the files.
+    /// Adds a case at the end and rewrites the files.
     pub fn push(&mut self, case: CaseResult) -> Result<(), SchemaError> {
-        self.file.cases.push(case);
+        self.set(self.file.cases.len(), case)
+    }
+
+    /// Puts `case` at `index` (replacing the case there, or appending at the end) and rewrites
+    /// the files.
+    pub fn set(&mut self, index: usize, case: CaseResult) -> Result<(), SchemaError> {
+        match self.file.cases.get_mut(index) {
+            Some(slot) => *slot = case,
+            None => self.file.cases.push(case),
+        }
         self.file.write(&self.dir)
     }
 

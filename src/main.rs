@@ -166,8 +166,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 bar.set_position(done as u64);
                 bar.set_message(label);
             }
-            RunEvent::CaseFinished(case) => {
-                if let Err(e) = writer.push(case.clone()) {
+            RunEvent::CaseMeasured { index, case } => {
+                if let Err(e) = writer.set(index, case.clone()) {
                     write_error.get_or_insert(e);
                 }
             }

@@ -100,3 +100,60 @@ fn list_names_every_scenario() {
         assert!(text.lines().any(|l| l.starts_with(id)), "{id} in\n{text}");
     }
 }
+
+#[test]
+fn an_interrupted_run_keeps_its_finished_runs_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "run",
+            "study",
+            "--calls",
+            "500",
+            "--repeats",
+            "1000",
+            "--transports",
+            "ws,tcp",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let measured = || {
+        pushbench_schema::RunFile::read(&out)
+            .map(|f| f.cases.len())
+            .unwrap_or(0)
+    };
+    while measured() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no case measured within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let file = pushbench_schema::RunFile::read(&out).unwrap();
+    assert!(!file.run.complete);
+    assert!(!file.run.finished_at.is_empty());
+    assert_eq!(
+        file.cases.len(),
+        2,
+        "ws and tcp, each with the runs finished before the interrupt"
+    );
+    for case in &file.cases {
+        let runs = case.params.repeats.unwrap();
+        assert!((1..1000).contains(&runs), "{runs}");
+        assert_eq!(case.integrity.received, 500 * runs, "{case:?}");
+        assert!(case.is_ok());
+    }
+}

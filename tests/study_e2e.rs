@@ -212,8 +212,8 @@ fn a_server_closing_early_is_reported_and_the_run_keeps_what_it_measured() {
     };
     let mut writer = RunWriter::create(dir.path(), serde_json::json!({"test": true})).unwrap();
     rt.block_on(run_study(&config, &drivers, &target, &mut |event| {
-        if let pushbench_core::RunEvent::CaseFinished(case) = event {
-            writer.push(case.clone()).unwrap();
+        if let pushbench_core::RunEvent::CaseMeasured { index, case } = event {
+            writer.set(index, case.clone()).unwrap();
         }
     }));
     let written = RunFile::read(dir.path()).unwrap();

@@ -271,13 +271,14 @@ fn missing_driver(t: Transport, group: &StudyGroup) -> Measurement {
 
 /// Merges repeats of one case: the median run's figures, the range of elapsed times, the
 /// latency histograms merged and the integrity counts summed. The first error is kept.
-pub fn combine(mut runs: Vec<Measurement>) -> Option<CaseResult> {
-    runs.sort_by_key(Measurement::elapsed);
-    let median = runs.get((runs.len().checked_sub(1)?) / 2)?;
+pub fn combine(runs: &[Measurement]) -> Option<CaseResult> {
+    let mut by_time: Vec<&Measurement> = runs.iter().collect();
+    by_time.sort_by_key(|m| m.elapsed());
+    let median = by_time.get(by_time.len().checked_sub(1)? / 2)?;
     let mut case = median.case.clone();
     let mut latency = LatencyHistogram::new();
     let mut integrity = Integrity::default();
-    for run in &runs {
+    for run in runs {
         latency.merge(&run.latency);
         integrity.add(&run.case.integrity);
         if case.error.is_none() {
@@ -286,8 +287,8 @@ pub fn combine(mut runs: Vec<Measurement>) -> Option<CaseResult> {
     }
     case.integrity = integrity;
     case.params.repeats = Some(runs.len() as u64);
-    case.metrics.elapsed_min_ms = runs.first().and_then(|r| r.case.metrics.elapsed_ms);
-    case.metrics.elapsed_max_ms = runs.last().and_then(|r| r.case.metrics.elapsed_ms);
+    case.metrics.elapsed_min_ms = by_time.first().and_then(|r| r.case.metrics.elapsed_ms);
+    case.metrics.elapsed_max_ms = by_time.last().and_then(|r| r.case.metrics.elapsed_ms);
     latency.fill(&mut case.metrics);
     case.histogram = (!latency.is_empty()).then(|| latency.to_base64());
     Some(case)
@@ -305,12 +306,18 @@ pub enum RunEvent<'a> {
         /// Group repeats in the run.
         total: usize,
     },
-    /// A case is final (all its repeats combined).
-    CaseFinished(&'a CaseResult),
+    /// A case has a new run: `case` combines its runs so far and replaces any earlier
+    /// version at `index` of the run's case list (so an interrupted run keeps every run).
+    CaseMeasured {
+        /// Position of the case in the run's case list.
+        index: usize,
+        /// The case, all runs so far combined.
+        case: &'a CaseResult,
+    },
 }
 
 /// Runs the whole study: every group, `repeats` times each (repeats of a group run back to
-/// back, so drift affects all its transports alike), combined per case.
+/// back, so drift affects all its transports alike), combined per case after every run.
 pub async fn run_study(
     config: &StudyConfig,
     drivers: &DriverSet,
@@ -320,25 +327,28 @@ pub async fn run_study(
     let groups = config.groups();
     let total = groups.len() * config.repeats as usize;
     let mut done = 0;
-    let mut results = Vec::new();
+    let mut results: Vec<CaseResult> = Vec::new();
     for group in &groups {
+        let first = results.len();
         let mut per_transport: Vec<Vec<Measurement>> = vec![Vec::new(); group.transports.len()];
         for _ in 0..config.repeats {
             let label = format!("study n={} {}", group.n, group.variant.id());
             on_event(RunEvent::GroupStarted { label, done, total });
-            for (slot, m) in per_transport
-                .iter_mut()
-                .zip(run_study_group(drivers, target, group, config).await)
-            {
-                slot.push(m);
+            let measured = run_study_group(drivers, target, group, config).await;
+            for (i, (runs, m)) in per_transport.iter_mut().zip(measured).enumerate() {
+                runs.push(m);
+                let Some(case) = combine(runs) else { continue };
+                let index = first + i;
+                match results.get_mut(index) {
+                    Some(slot) => *slot = case,
+                    None => results.push(case),
+                }
+                on_event(RunEvent::CaseMeasured {
+                    index,
+                    case: &results[index],
+                });
             }
             done += 1;
-        }
-        for runs in per_transport {
-            if let Some(case) = combine(runs) {
-                on_event(RunEvent::CaseFinished(&case));
-                results.push(case);
-            }
         }
     }
     results
@@ -387,12 +397,7 @@ mod tests {
 
     #[test]
     fn combine_takes_median_range_and_sums() {
-        let case = combine(vec![
-            run(30.0, 300, 0),
-            run(10.0, 100, 1),
-            run(20.0, 200, 0),
-        ])
-        .unwrap();
+        let case = combine(&[run(30.0, 300, 0), run(10.0, 100, 1), run(20.0, 200, 0)]).unwrap();
         assert_eq!(case.metrics.elapsed_ms, Some(20.0));
         assert_eq!(
             (case.metrics.elapsed_min_ms, case.metrics.elapsed_max_ms),
@@ -403,6 +408,6 @@ mod tests {
         assert_eq!(case.params.repeats, Some(3));
         let merged = LatencyHistogram::from_base64(case.histogram.as_deref().unwrap()).unwrap();
         assert_eq!(merged.len(), 3);
-        assert!(combine(Vec::new()).is_none());
+        assert!(combine(&[]).is_none());
     }
 }
