@@ -100,6 +100,42 @@ impl Drop for Http1Connection {
     }
 }
 
+/// The upstream half of SSE and long polling, as SignalR does it: every message is a
+/// `POST /rpc?session=ID` on one keep-alive connection, answered 202.
+#[derive(Debug)]
+pub struct RpcUpstream {
+    connection: Http1Connection,
+    path: String,
+}
+
+impl RpcUpstream {
+    /// Sends the messages of `session` over `connection`.
+    pub fn new(connection: Http1Connection, session: &str) -> Self {
+        RpcUpstream {
+            connection,
+            path: format!("/rpc?session={session}"),
+        }
+    }
+
+    /// Posts one message and waits for its 202.
+    pub async fn send(&mut self, message: &[u8]) -> Result<(), DriverError> {
+        self.connection
+            .exchange(
+                Method::POST,
+                &self.path,
+                Bytes::copy_from_slice(message),
+                &[202],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The connection, for other requests of the session.
+    pub fn connection(&mut self) -> &mut Http1Connection {
+        &mut self.connection
+    }
+}
+
 fn handshake_error(addr: SocketAddr, e: hyper::Error) -> DriverError {
     DriverError::Handshake {
         what: format!("HTTP/1.1 connection to {addr}"),

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::Method;
-use pushbench_core::http::Http1Connection;
+use pushbench_core::http::{Http1Connection, RpcUpstream};
 use pushbench_core::{Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -16,8 +16,7 @@ use tokio::task::JoinHandle;
 pub struct LongpollDriver;
 
 struct LongpollSession {
-    up: Http1Connection,
-    rpc_path: String,
+    up: RpcUpstream,
     session: String,
     replies: mpsc::UnboundedReceiver<Result<Bytes, DriverError>>,
     poller: JoinHandle<()>,
@@ -51,10 +50,8 @@ impl Driver for LongpollDriver {
             let (tx, replies) = mpsc::unbounded_channel();
             let poll_path = format!("/poll?session={}", opened.session);
             let poller = tokio::spawn(poll_loop(down, poll_path, tx));
-            let rpc_path = format!("/rpc?session={}", opened.session);
             Ok(Box::new(LongpollSession {
-                up,
-                rpc_path,
+                up: RpcUpstream::new(up, &opened.session),
                 session: opened.session,
                 replies,
                 poller,
@@ -95,17 +92,7 @@ async fn poll_loop(
 
 impl Session for LongpollSession {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.up
-                .exchange(
-                    Method::POST,
-                    &self.rpc_path,
-                    Bytes::copy_from_slice(message),
-                    &[202],
-                )
-                .await?;
-            Ok(())
-        })
+        Box::pin(self.up.send(message))
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {
@@ -121,6 +108,7 @@ impl Session for LongpollSession {
             self.poller.abort();
             let path = format!("/poll?session={}", self.session);
             self.up
+                .connection()
                 .exchange(Method::DELETE, &path, Bytes::new(), &[204])
                 .await?;
             Ok(())

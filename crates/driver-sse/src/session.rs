@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use pushbench_core::http::{Http1Connection, status_error};
+use pushbench_core::http::{Http1Connection, RpcUpstream, status_error};
 use pushbench_core::{Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts};
 
 use crate::parser::{SseEvent, SseParser};
@@ -17,8 +17,7 @@ pub struct SseDriver;
 
 struct SseSession {
     events: EventStream,
-    up: Http1Connection,
-    rpc_path: String,
+    up: RpcUpstream,
     wire: WireCounter,
 }
 
@@ -111,11 +110,9 @@ impl Driver for SseDriver {
                 }
             };
             let up = Http1Connection::connect(target.http, &wire).await?;
-            let rpc_path = format!("/rpc?session={session}");
             Ok(Box::new(SseSession {
                 events,
-                up,
-                rpc_path,
+                up: RpcUpstream::new(up, &session),
                 wire,
             }) as Box<dyn Session>)
         })
@@ -124,17 +121,7 @@ impl Driver for SseDriver {
 
 impl Session for SseSession {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.up
-                .exchange(
-                    Method::POST,
-                    &self.rpc_path,
-                    Bytes::copy_from_slice(message),
-                    &[202],
-                )
-                .await?;
-            Ok(())
-        })
+        Box::pin(self.up.send(message))
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {

@@ -70,6 +70,37 @@ fn label_style() -> TextStyle<'static> {
     (FONT, 16).into_font().into()
 }
 
+/// Text centred above a point: the value written on a bar.
+fn value_style() -> TextStyle<'static> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    label_style().pos(Pos::new(HPos::Center, VPos::Bottom))
+}
+
+/// Tick label of the categorical transport axis (bars at 0, 1, 2, ...).
+fn transport_label(x: &f64) -> String {
+    let i = x.round() as usize;
+    match TRANSPORT_ORDER.get(i) {
+        Some(&"tcp") => "tcp (floor)".to_owned(),
+        Some(t) if (x - i as f64).abs() < 0.01 => (*t).to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The legend box every chart uses.
+fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(label_style())
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
 /// Bars of elapsed time per transport for one call count, like the published chart.
 pub(crate) struct ElapsedBars<'a> {
     pub n: u64,
@@ -116,14 +147,7 @@ impl Chart for ElapsedBars<'_> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(TRANSPORT_ORDER.len())
-            .x_label_formatter(&|x| {
-                let i = x.round() as usize;
-                match TRANSPORT_ORDER.get(i) {
-                    Some(&"tcp") => "tcp (floor)".to_owned(),
-                    Some(t) if (x - i as f64).abs() < 0.01 => (*t).to_owned(),
-                    _ => String::new(),
-                }
-            })
+            .x_label_formatter(&transport_label)
             .x_desc("transport")
             .y_desc("elapsed time (ms), connect included")
             .y_label_formatter(&|y| fmt_ms(*y))
@@ -199,24 +223,14 @@ impl Chart for ElapsedBars<'_> {
                     fmt_ms(value)
                 };
                 let y = case.metrics.elapsed_max_ms.unwrap_or(value).max(value) + top * 0.02;
-                let style = label_style().pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Bottom,
-                ));
+                let style = value_style();
                 chart
                     .draw_series(std::iter::once(Text::new(text, (x, y), style)))
                     .map_err(err)?;
             }
         }
         if has_all {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(label_style())
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
         Ok(())
     }
@@ -312,14 +326,7 @@ impl Chart for CallsPerSecond<'_> {
                 )
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(label_style())
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
@@ -371,14 +378,7 @@ impl Chart for Latency<'_> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(TRANSPORT_ORDER.len())
-            .x_label_formatter(&|x| {
-                let i = x.round() as usize;
-                match TRANSPORT_ORDER.get(i) {
-                    Some(&"tcp") => "tcp (floor)".to_owned(),
-                    Some(t) if (x - i as f64).abs() < 0.01 => (*t).to_owned(),
-                    _ => String::new(),
-                }
-            })
+            .x_label_formatter(&transport_label)
             .x_desc("transport")
             .y_desc("latency per call (µs, log scale)")
             .y_label_formatter(&|y| format!("{y:.0}"))
@@ -407,10 +407,7 @@ impl Chart for Latency<'_> {
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
-            let style = label_style().pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Bottom,
-            ));
+            let style = value_style();
             chart
                 .draw_series(
                     bars.iter()
@@ -418,14 +415,7 @@ impl Chart for Latency<'_> {
                 )
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(label_style())
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(err)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
