@@ -150,7 +150,13 @@ impl Chart for ElapsedBars<'_> {
             .x_label_formatter(&transport_label)
             .x_desc("transport")
             .y_desc("elapsed time (ms), connect included")
-            .y_label_formatter(&|y| fmt_ms(*y))
+            .y_label_formatter(&|y| {
+                if top >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    fmt_ms(*y)
+                }
+            })
             .label_style(label_style())
             .axis_desc_style(label_style())
             .draw()
