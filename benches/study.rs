@@ -50,6 +50,11 @@ fn main() {
     // plotters' text needs a registered font once ab_glyph is on; criterion's charts too.
     pushbench_report::register_font();
     let test_mode = std::env::args().any(|a| a == "--test");
+    // Criterion's positional arguments filter the benchmarks: say so in the result.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let config = StudyConfig::default();
     let harness = Harness::start().expect("start the in-process server");
     let runs = Runs::default();
@@ -62,14 +67,17 @@ fn main() {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
     };
     let mut run_config = harness.run_config(&config);
-    run_config["source"] = serde_json::json!(format!(
-        "cargo bench --bench study: criterion sample_size 10, flat sampling; every iteration criterion ran (warm-up included) is one run of its case{}",
-        if test_mode {
-            " (--test: one iteration each)"
-        } else {
-            ""
-        }
-    ));
+    let mut source = String::from(
+        "cargo bench --bench study: criterion sample_size 10, flat sampling; every iteration criterion ran \
+         (warm-up included) is one run of its case",
+    );
+    if test_mode {
+        source.push_str(" (--test: one iteration each)");
+    }
+    if !filters.is_empty() {
+        source.push_str(&format!(" (filtered to: {})", filters.join(" ")));
+    }
+    run_config["source"] = serde_json::json!(source);
     // Created now so that started_at is the bench's start; cases are added when combined.
     let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
     let mut criterion = Criterion::default()

@@ -12,7 +12,12 @@ use pushbench_core::{CATALOGUE, RunEvent, StudyConfig, Transport, scenario};
 /// WebSockets or Server-Sent Events? Measures both (plus long polling and a raw-TCP floor)
 /// on an in-process server and writes results a report can be regenerated from.
 #[derive(Parser)]
-#[command(name = "pushbench", version, about, long_about = None)]
+#[command(
+    name = "pushbench",
+    version,
+    about,
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench list                             # the scenarios"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
