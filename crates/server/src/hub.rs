@@ -126,7 +126,10 @@ pub(crate) async fn sse(
         sessions: state.sessions.clone(),
         id,
     };
-    let first = Event::default().event("session").data(id.to_string());
+    let first = Event::default()
+        .id("0")
+        .event("session")
+        .data(id.to_string());
     let rx = rx.unwrap_or_else(|| mpsc::channel(1).1);
     let replies = stream::unfold((rx, guard, 0u64), |(mut rx, guard, seq)| async move {
         let reply = rx.recv().await?;

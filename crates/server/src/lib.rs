@@ -4,7 +4,7 @@
 //! | endpoint | transport | what |
 //! |---|---|---|
 //! | `GET /ws` | WebSocket | each text (or binary) frame is a call; the reply is a frame of the same kind |
-//! | `GET /sse` | SSE | opens a session: first event `event: session` with the id, then one event (with `id:`) per reply |
+//! | `GET /sse` | SSE | opens a session: first event `id: 0`, `event: session`, data the session id; then one event per reply, `id:` counting up from 1 |
 //! | `GET /poll` | long polling | without `session`: opens one and answers `{"session":"ID"}`; with `?session=ID`: waits for replies, answers them one per line (204 after 30 s of nothing) |
 //! | `DELETE /poll?session=ID` | long polling | ends a session |
 //! | `POST /rpc?session=ID` | SSE, long polling | the upstream call; 202, and the reply goes down the session's stream or poll |

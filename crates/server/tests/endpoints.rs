@@ -145,3 +145,50 @@ fn binding_a_taken_address_names_it() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn sse_names_the_session_then_streams_replies_each_with_an_id() {
+    use http_body_util::BodyExt;
+    let server = spawn(ServerConfig::default()).unwrap();
+    let wire = WireCounter::default();
+    let mut down = Http1Connection::connect(server.http_addr, &wire)
+        .await
+        .unwrap();
+    let response = down
+        .request(Method::GET, "/sse", Bytes::new(), "text/event-stream")
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut read_events = async |events: usize, text: &mut String| {
+        while text.matches("\n\n").count() < events {
+            let frame = body.frame().await.unwrap().unwrap();
+            text.push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap());
+        }
+    };
+    read_events(1, &mut text).await;
+    assert!(
+        text.starts_with("id: 0\nevent: session\ndata: "),
+        "{text:?}"
+    );
+    let session = text.trim_end().rsplit("data: ").next().unwrap().to_owned();
+
+    let mut up = Http1Connection::connect(server.http_addr, &wire)
+        .await
+        .unwrap();
+    for seq in 0..2u64 {
+        let call = Bytes::from(encode_call(seq, 8));
+        up.exchange(
+            Method::POST,
+            &format!("/rpc?session={session}"),
+            call,
+            &[202],
+        )
+        .await
+        .unwrap();
+    }
+    read_events(3, &mut text).await;
+    assert!(text.contains("\n\nid: 1\ndata: {\"seq\":0,"), "{text:?}");
+    assert!(text.contains("\n\nid: 2\ndata: {\"seq\":1,"), "{text:?}");
+}
