@@ -1,15 +1,18 @@
-//! The study's call: the client invokes `runTest(blockSize)` and the server answers
-//! `{"data": "<blockSize random A-Z0-9 chars>"}`, as in the published SignalR test. Every
-//! message also carries a sequence number and a send timestamp (the envelope of DESIGN.md).
+//! The wire protocol behind every transport. The study's call: the client invokes
+//! `runTest(blockSize)` and the server answers `{"data": "<blockSize random A-Z0-9 chars>"}`, as
+//! in the published SignalR test. Every message also carries a sequence number and a send
+//! timestamp (the envelope of DESIGN.md).
 //!
 //! Call (client to server): `{"seq":7,"ts":123456,"blockSize":1000}`
 //! Reply (server to client): `{"seq":7,"ts":123999,"data":"Q3Z...8K"}`
+//! Push request: `{"op":"push","n":100000,"payload":64,"flush":"batched"}`, answered by `n`
+//! messages shaped like replies, `seq` 0 to n-1.
 
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The largest reply the server will build; a bigger `blockSize` is refused.
 pub const MAX_BLOCK_SIZE: usize = 16 * 1024 * 1024;
@@ -121,7 +124,138 @@ pub fn decode_reply(bytes: &[u8], block_size: usize) -> Result<ReplyMeta, Protoc
     })
 }
 
-/// The server side of the study: answers calls with random blocks. One per connection.
+/// How a server writes a burst of messages: a flush (one write) per message, or as many
+/// messages per write as are ready. Stated in every push result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flush {
+    /// One write (and flush) per message.
+    PerMessage,
+    /// Messages that are ready together go out in one write.
+    Batched,
+}
+
+impl Flush {
+    /// Both policies, in report order.
+    pub const ALL: [Flush; 2] = [Flush::PerMessage, Flush::Batched];
+
+    /// The id written in results.
+    pub fn id(self) -> &'static str {
+        match self {
+            Flush::PerMessage => "per_message",
+            Flush::Batched => "batched",
+        }
+    }
+}
+
+/// The most messages one push request may ask for.
+pub const MAX_PUSH: u64 = 100_000_000;
+
+/// A request for `n` messages of `payload` data characters each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// Messages to send.
+    pub n: u64,
+    /// Data characters per message.
+    pub payload: usize,
+    /// How the server writes them.
+    pub flush: Flush,
+}
+
+/// Encodes a push request.
+pub fn encode_push(request: &PushRequest) -> Vec<u8> {
+    format!(
+        r#"{{"op":"push","n":{},"payload":{},"flush":"{}"}}"#,
+        request.n,
+        request.payload,
+        request.flush.id()
+    )
+    .into_bytes()
+}
+
+/// What a client can ask of the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// One study call, one reply.
+    Call(Call),
+    /// A burst of messages.
+    Push(PushRequest),
+}
+
+/// Decodes any client message: a call (no `op`, or `"op":"call"`) or a push request.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Op<'a> {
+        #[serde(borrow, default)]
+        op: Option<&'a str>,
+    }
+    let op: Op<'_> = serde_json::from_slice(bytes).map_err(|e| malformed("request", bytes, e))?;
+    match op.op {
+        None | Some("call") => decode_call(bytes).map(Request::Call),
+        Some("push") => {
+            let push: PushRequest =
+                serde_json::from_slice(bytes).map_err(|e| malformed("push request", bytes, e))?;
+            if push.n > MAX_PUSH || push.payload > MAX_BLOCK_SIZE {
+                return Err(ProtocolError::Malformed {
+                    what: "push request",
+                    reason: format!(
+                        "n {} or payload {} over the limits ({MAX_PUSH}, {MAX_BLOCK_SIZE})",
+                        push.n, push.payload
+                    ),
+                    preview: String::new(),
+                });
+            }
+            Ok(Request::Push(push))
+        }
+        Some(other) => Err(ProtocolError::Malformed {
+            what: "request",
+            reason: format!("unknown op `{other}` (expected call or push)"),
+            preview: String::new(),
+        }),
+    }
+}
+
+/// The messages answering a push request; the payload is drawn once, `seq` and `ts` per message.
+#[derive(Debug, Clone)]
+pub struct PushStream {
+    data: Vec<u8>,
+    next: u64,
+    n: u64,
+}
+
+impl Iterator for PushStream {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.next >= self.n {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.data.len() + 48);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, r#"{{"seq":{},"ts":{},"data":""#, self.next, mono_ns());
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(b"\"}");
+        self.next += 1;
+        Some(out)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.n - self.next) as usize;
+        (left, Some(left))
+    }
+}
+
+/// What the hub answers a request with.
+#[derive(Debug, Clone)]
+pub enum Response {
+    /// One reply message.
+    Reply(Vec<u8>),
+    /// A burst of messages, written under the stated flush policy.
+    Push(PushStream, Flush),
+}
+
+/// The server side of the protocol: answers calls with random blocks and push requests with
+/// bursts. One per connection.
 #[derive(Debug, Clone)]
 pub struct StudyHub {
     rng: u64,
@@ -133,9 +267,32 @@ impl StudyHub {
         StudyHub { rng: seed | 1 }
     }
 
+    /// Answers any client message: a call with its reply, a push request with its burst.
+    pub fn respond(&mut self, request: &[u8]) -> Result<Response, ProtocolError> {
+        match decode_request(request)? {
+            Request::Call(call) => self.answer_call(&call).map(Response::Reply),
+            Request::Push(push) => {
+                let data = (0..push.payload)
+                    .map(|_| ALPHABET[(self.next_random() % 36) as usize])
+                    .collect();
+                Ok(Response::Push(
+                    PushStream {
+                        data,
+                        next: 0,
+                        n: push.n,
+                    },
+                    push.flush,
+                ))
+            }
+        }
+    }
+
     /// Answers one encoded call with an encoded reply.
     pub fn answer(&mut self, call: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let call = decode_call(call)?;
+        self.answer_call(&decode_call(call)?)
+    }
+
+    fn answer_call(&mut self, call: &Call) -> Result<Vec<u8>, ProtocolError> {
         if call.block_size > MAX_BLOCK_SIZE as u64 {
             return Err(ProtocolError::BlockTooLarge(call.block_size));
         }
@@ -185,6 +342,35 @@ mod tests {
             }
         );
         assert!(decode_reply(br#"{"seq":1,"data":"abcd"}"#, 4).is_err());
+    }
+
+    #[test]
+    fn a_push_request_is_answered_by_n_messages_in_order() {
+        let request = PushRequest {
+            n: 3,
+            payload: 5,
+            flush: Flush::Batched,
+        };
+        let Response::Push(stream, flush) =
+            StudyHub::new(3).respond(&encode_push(&request)).unwrap()
+        else {
+            panic!("not a push");
+        };
+        assert_eq!(flush, Flush::Batched);
+        let seqs: Vec<u64> = stream.map(|m| decode_reply(&m, 5).unwrap().seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        assert!(matches!(
+            decode_request(&encode_call(1, 2)),
+            Ok(Request::Call(_))
+        ));
+        let err = decode_request(br#"{"op":"dance"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown op `dance`"), "{err}");
+        let err = decode_request(br#"{"op":"push","n":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("malformed push request"), "{err}");
     }
 
     #[test]

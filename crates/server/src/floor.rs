@@ -4,11 +4,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pushbench_core::StudyHub;
+use pushbench_core::study::{Flush, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The largest frame the floor accepts; a larger length prefix closes the connection.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// The most bytes one batched write gathers.
+const BATCH_BYTES: usize = 64 * 1024;
+
+fn push_frame(frame: &mut Vec<u8>, message: &[u8]) {
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+}
 
 pub(crate) async fn serve(listener: TcpListener) {
     static SEEDS: AtomicU64 = AtomicU64::new(1);
@@ -43,10 +52,22 @@ async fn connection(stream: TcpStream, mut hub: StudyHub) -> std::io::Result<()>
         }
         call.resize(len as usize, 0);
         read.read_exact(&mut call).await?;
-        let reply = hub.answer(&call).map_err(std::io::Error::other)?;
         frame.clear();
-        frame.extend_from_slice(&(reply.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&reply);
-        write.write_all(&frame).await?;
+        match hub.respond(&call).map_err(std::io::Error::other)? {
+            Response::Reply(reply) => {
+                push_frame(&mut frame, &reply);
+                write.write_all(&frame).await?;
+            }
+            Response::Push(stream, flush) => {
+                for message in stream {
+                    push_frame(&mut frame, &message);
+                    if flush == Flush::PerMessage || frame.len() >= BATCH_BYTES {
+                        write.write_all(&frame).await?;
+                        frame.clear();
+                    }
+                }
+                write.write_all(&frame).await?;
+            }
+        }
     }
 }

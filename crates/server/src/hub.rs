@@ -6,19 +6,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, Sse};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::SinkExt;
+use futures_util::stream::{self, StreamExt};
 use pushbench_core::StudyHub;
+use pushbench_core::study::{Flush, Response as HubResponse};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 /// Replies a session may hold before `POST /rpc` waits for the client to catch up.
 const SESSION_QUEUE: usize = 1024;
+/// The most bytes one batched write (an SSE frame, a poll response) gathers.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// A message on its way down a session, with the flush policy it was sent under.
+#[derive(Debug)]
+struct Outgoing {
+    message: Bytes,
+    flush: Flush,
+}
 /// How long a poll waits for a reply before answering 204.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
@@ -35,13 +45,13 @@ struct Sessions {
 }
 
 struct SessionEntry {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Outgoing>,
     /// The receiving end, held here for long polling (SSE streams own theirs).
-    poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>>,
+    poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<Outgoing>>>>,
 }
 
 impl Sessions {
-    fn open(&self, for_poll: bool) -> (u64, Option<mpsc::Receiver<Bytes>>) {
+    fn open(&self, for_poll: bool) -> (u64, Option<mpsc::Receiver<Outgoing>>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let (poll, rx) = if for_poll {
@@ -91,17 +101,25 @@ pub(crate) async fn ws(upgrade: WebSocketUpgrade) -> Response {
 
 async fn ws_session(mut socket: WebSocket, mut hub: StudyHub) {
     while let Some(Ok(message)) = socket.recv().await {
-        let reply = match &message {
-            Message::Text(text) => hub.answer(text.as_bytes()).map(|r| {
-                // Replies are ASCII JSON, so this conversion cannot fail.
-                Message::Text(Utf8Bytes::from(String::from_utf8_lossy(&r).into_owned()))
-            }),
-            Message::Binary(bytes) => hub.answer(bytes).map(|r| Message::Binary(r.into())),
+        let (request, binary) = match &message {
+            Message::Text(text) => (text.as_bytes(), false),
+            Message::Binary(bytes) => (bytes.as_ref(), true),
             Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        let reply = match reply {
-            Ok(reply) => reply,
+        let frame = |m: Vec<u8>| {
+            if binary {
+                Message::Binary(m.into())
+            } else {
+                // Replies are ASCII JSON, so this conversion loses nothing.
+                Message::Text(Utf8Bytes::from(String::from_utf8_lossy(&m).into_owned()))
+            }
+        };
+        let sent = match hub.respond(request) {
+            Ok(HubResponse::Reply(reply)) => socket.send(frame(reply)).await,
+            Ok(HubResponse::Push(stream, flush)) => {
+                ws_push(&mut socket, stream.map(frame), flush).await
+            }
             Err(e) => {
                 // 1007: the frame's data does not fit the message type (RFC 6455 7.4.1).
                 let reason = Utf8Bytes::from(e.to_string().chars().take(120).collect::<String>());
@@ -111,34 +129,92 @@ async fn ws_session(mut socket: WebSocket, mut hub: StudyHub) {
                 return;
             }
         };
-        if socket.send(reply).await.is_err() {
+        if sent.is_err() {
             return;
         }
     }
 }
 
-/// `GET /sse`: opens a session; the first event names it, then one event per reply.
-pub(crate) async fn sse(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// Writes a burst: a flush per frame, or frames fed and flushed every `BATCH_BYTES`.
+async fn ws_push(
+    socket: &mut WebSocket,
+    frames: impl Iterator<Item = Message>,
+    flush: Flush,
+) -> Result<(), axum::Error> {
+    let mut pending = 0;
+    for frame in frames {
+        match flush {
+            Flush::PerMessage => socket.send(frame).await?,
+            Flush::Batched => {
+                pending += match &frame {
+                    Message::Text(text) => text.len(),
+                    Message::Binary(bytes) => bytes.len(),
+                    _ => 0,
+                };
+                socket.feed(frame).await?;
+                if pending >= BATCH_BYTES {
+                    socket.flush().await?;
+                    pending = 0;
+                }
+            }
+        }
+    }
+    socket.flush().await
+}
+
+/// Formats one SSE event: `id:` and a single `data:` line (JSON has no line breaks).
+fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(id.to_string().as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// `GET /sse`: opens a session; the first event (`id: 0`, `event: session`) names it, then
+/// one event per message, `id:` counting up. Per-message flushing yields to hyper after each
+/// event so it writes them one by one; batched gathers what is ready into one frame.
+pub(crate) async fn sse(State(state): State<AppState>) -> Response {
     let (id, rx) = state.sessions.open(false);
     let guard = SessionGuard {
         sessions: state.sessions.clone(),
         id,
     };
-    let first = Event::default()
-        .id("0")
-        .event("session")
-        .data(id.to_string());
+    let first = Bytes::from(format!("id: 0\nevent: session\ndata: {id}\n\n"));
     let rx = rx.unwrap_or_else(|| mpsc::channel(1).1);
-    let replies = stream::unfold((rx, guard, 0u64), |(mut rx, guard, seq)| async move {
-        let reply = rx.recv().await?;
-        let event = Event::default()
-            .id((seq + 1).to_string())
-            .data(String::from_utf8_lossy(&reply));
-        Some((Ok(event), (rx, guard, seq + 1)))
-    });
-    Sse::new(stream::once(async { Ok(first) }).chain(replies))
+    let events = stream::unfold(
+        (rx, guard, 0u64, false),
+        |(mut rx, guard, mut seq, yield_first)| async move {
+            if yield_first {
+                tokio::task::yield_now().await;
+            }
+            let first = rx.recv().await?;
+            let mut frame = Vec::with_capacity(first.message.len() + 32);
+            seq += 1;
+            write_event(&mut frame, seq, &first.message);
+            if first.flush == Flush::Batched {
+                while frame.len() < BATCH_BYTES {
+                    let Ok(next) = rx.try_recv() else { break };
+                    seq += 1;
+                    write_event(&mut frame, seq, &next.message);
+                }
+            }
+            let per_message = first.flush == Flush::PerMessage;
+            Some((
+                Ok::<_, Infallible>(Bytes::from(frame)),
+                (rx, guard, seq, per_message),
+            ))
+        },
+    );
+    let body = Body::from_stream(stream::once(async { Ok(first) }).chain(events));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -171,10 +247,13 @@ pub(crate) async fn poll(
         Ok(None) => return error(StatusCode::GONE, format!("session {id} closed")),
         Ok(Some(first)) => first,
     };
-    let mut body = first.to_vec();
-    while let Ok(more) = rx.try_recv() {
-        body.push(b'\n');
-        body.extend_from_slice(&more);
+    let mut body = first.message.to_vec();
+    if first.flush == Flush::Batched {
+        while body.len() < BATCH_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            body.push(b'\n');
+            body.extend_from_slice(&more.message);
+        }
     }
     ([("content-type", "application/x-ndjson")], body).into_response()
 }
@@ -204,12 +283,35 @@ pub(crate) async fn rpc(
     let Some(tx) = state.sessions.lock().get(&id).map(|s| s.tx.clone()) else {
         return error(StatusCode::NOT_FOUND, format!("no session {id}"));
     };
-    let reply = match new_hub().answer(&body) {
-        Ok(reply) => reply,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    match tx.send(Bytes::from(reply)).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(_) => error(StatusCode::GONE, format!("session {id} closed")),
+    match new_hub().respond(&body) {
+        Ok(HubResponse::Reply(reply)) => {
+            let reply = Outgoing {
+                message: Bytes::from(reply),
+                flush: Flush::PerMessage,
+            };
+            match tx.send(reply).await {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(_) => error(StatusCode::GONE, format!("session {id} closed")),
+            }
+        }
+        Ok(HubResponse::Push(stream, flush)) => {
+            // The burst goes down the session while this answers at once, as a call would.
+            tokio::spawn(async move {
+                for message in stream {
+                    if tx
+                        .send(Outgoing {
+                            message: Bytes::from(message),
+                            flush,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

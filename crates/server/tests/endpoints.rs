@@ -51,7 +51,7 @@ async fn rpc_and_poll_answer_client_mistakes_with_named_errors() {
 
     let (status, body) = ask(Method::POST, &format!("/rpc?session={id}"), b"not json").await;
     assert_eq!(status, 400);
-    assert!(body.starts_with("malformed call"), "{body}");
+    assert!(body.starts_with("malformed request"), "{body}");
 
     let (status, _) = ask(
         Method::POST,
@@ -99,7 +99,7 @@ async fn ws_answers_calls_and_closes_1007_on_a_malformed_one() {
         Message::Close(Some(frame)) => {
             assert_eq!(frame.code, CloseCode::Invalid);
             assert!(
-                frame.reason.starts_with("malformed call"),
+                frame.reason.starts_with("malformed request"),
                 "{}",
                 frame.reason
             );
