@@ -66,7 +66,7 @@ fn main() {
         }
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
     };
-    let mut run_config = harness.run_config(&config);
+    let mut run_config = harness.run_config("study", &config);
     let mut source = String::from(
         "cargo bench --bench study: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",

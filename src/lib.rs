@@ -10,7 +10,7 @@
 //! use pushbench_core::StudyConfig;
 //! let harness = Harness::start().unwrap();
 //! let config = StudyConfig::quick();
-//! let mut writer = RunWriter::create("/tmp/run".as_ref(), harness.run_config(&config)).unwrap();
+//! let mut writer = RunWriter::create("/tmp/run".as_ref(), harness.run_config("study", &config)).unwrap();
 //! let cases = harness.run_study(&config, &mut |_| {});
 //! for case in cases {
 //!     writer.push(case).unwrap();
@@ -83,11 +83,11 @@ impl Harness {
         self.server.target()
     }
 
-    /// The `config` recorded in run.json for a study run on this harness.
-    pub fn run_config(&self, study: &StudyConfig) -> serde_json::Value {
-        serde_json::json!({
-            "scenario": "study",
-            "study": study,
+    /// The `config` recorded in run.json: the scenario's own configuration under its id, the
+    /// server and client runtimes, and how each transport carries messages.
+    pub fn run_config(&self, scenario: &str, config: &impl serde::Serialize) -> serde_json::Value {
+        let mut value = serde_json::json!({
+            "scenario": scenario,
             "server": {
                 "kind": "in-process axum",
                 "threads": self.server_config.threads,
@@ -96,14 +96,19 @@ impl Harness {
             },
             "client_threads": CLIENT_THREADS,
             "tcp_nodelay": true,
-            "flush": "per_message",
             "transports": {
                 "ws": "GET /ws upgrade; each call a text frame, each reply a text frame",
                 "sse": "GET /sse kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
                 "longpoll": "GET /poll?session=ID kept outstanding on one connection (replies one per line); each call a POST /rpc?session=ID on a second connection",
                 "tcp": "raw TCP floor: 4-byte big-endian length prefix, then the call; the reply framed the same way",
             },
-        })
+        });
+        value[scenario] = serde_json::to_value(config).unwrap_or_default();
+        if scenario == "study" {
+            // Study replies are single messages: each is written and flushed on its own.
+            value["flush"] = serde_json::json!("per_message");
+        }
+        value
     }
 
     /// Runs the study on the client runtime; `on_event` sees progress and each finished case.
@@ -185,7 +190,7 @@ pub fn summary_table(file: &RunFile) -> String {
         "variant",
         "n",
         "elapsed ms",
-        "calls/s",
+        "per s",
         "p50 us",
         "p99 us",
         "recv/sent",
@@ -206,10 +211,10 @@ pub fn summary_table(file: &RunFile) -> String {
         out.push_str(&format!(
             "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
             case.transport,
-            case.variant,
+            case.params.flush.as_deref().unwrap_or(&case.variant),
             case.params.n.map_or_else(|| "-".into(), |n| n.to_string()),
             num(m.elapsed_ms, 1),
-            num(m.calls_per_s, 0),
+            num(m.calls_per_s.or(m.msgs_per_s), 0),
             num(m.p50_us, 0),
             num(m.p99_us, 0),
             format!("{}/{}", i.received, i.sent),

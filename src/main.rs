@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pushbench::{Harness, RunWriter, summary_table};
-use pushbench_core::{CATALOGUE, RunEvent, StudyConfig, Transport, scenario};
+use pushbench_core::{CATALOGUE, Flush, PushConfig, RunEvent, StudyConfig, Transport, scenario};
 
 /// WebSockets or Server-Sent Events? Measures both (plus long polling and a raw-TCP floor)
 /// on an in-process server and writes results a report can be regenerated from.
@@ -40,7 +40,8 @@ enum Command {
 struct RunArgs {
     /// Scenario id (see `pushbench list`).
     scenario: String,
-    /// Reduced set that runs in seconds: 100 and 1000 calls, one repeat.
+    /// Reduced set that runs in seconds (study: 100 and 1000 calls; push: 10 000 messages;
+    /// one repeat).
     #[arg(long)]
     quick: bool,
     /// Output directory [default: results/<date>-<host>-<scenario>].
@@ -54,21 +55,41 @@ struct RunArgs {
         default_value = "ws,sse,longpoll,tcp"
     )]
     transports: Vec<Transport>,
-    /// Call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
-    calls: Option<Vec<u64>>,
-    /// Characters of random data per reply.
-    #[arg(long, default_value_t = 1000)]
-    block_size: usize,
     /// Runs per case; the median is reported with the range [default: 3; --quick: 1].
     #[arg(long)]
     repeats: Option<u32>,
-    /// Milliseconds to wait for one reply before counting it lost.
-    #[arg(long, default_value_t = 10_000)]
+    /// study: call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        help_heading = "Study"
+    )]
+    calls: Option<Vec<u64>>,
+    /// study: characters of random data per reply.
+    #[arg(long, default_value_t = 1000, help_heading = "Study")]
+    block_size: usize,
+    /// study: milliseconds to wait for one reply before counting it lost.
+    #[arg(long, default_value_t = 10_000, help_heading = "Study")]
     call_timeout_ms: u64,
-    /// Skip the all-at-once variant (web transports concurrently).
-    #[arg(long)]
+    /// study: skip the all-at-once variant (web transports concurrently).
+    #[arg(long, help_heading = "Study")]
     no_all_at_once: bool,
+    /// push: messages per case [default: 100000; --quick: 10000].
+    #[arg(long, help_heading = "Push")]
+    messages: Option<u64>,
+    /// push: data characters per message.
+    #[arg(long, default_value_t = 64, help_heading = "Push")]
+    payload_bytes: usize,
+    /// push: flush policies, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "per_message,batched",
+        help_heading = "Push"
+    )]
+    flush: Vec<Flush>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -113,19 +134,79 @@ fn report(dir: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn study_config(args: &RunArgs) -> StudyConfig {
-    let base = if args.quick {
-        StudyConfig::quick()
-    } else {
-        StudyConfig::default()
-    };
-    StudyConfig {
-        calls: args.calls.clone().unwrap_or(base.calls),
-        block_size: args.block_size,
-        transports: args.transports.clone(),
-        all_at_once: !args.no_all_at_once,
-        repeats: args.repeats.unwrap_or(base.repeats),
-        call_timeout_ms: args.call_timeout_ms,
+/// A scenario with its configuration, ready to run.
+enum Plan {
+    Study(StudyConfig),
+    Push(PushConfig),
+}
+
+impl Plan {
+    fn from_args(id: &str, args: &RunArgs) -> anyhow::Result<Plan> {
+        let plan = match id {
+            "study" => {
+                let base = if args.quick {
+                    StudyConfig::quick()
+                } else {
+                    StudyConfig::default()
+                };
+                let config = StudyConfig {
+                    calls: args.calls.clone().unwrap_or(base.calls),
+                    block_size: args.block_size,
+                    transports: args.transports.clone(),
+                    all_at_once: !args.no_all_at_once,
+                    repeats: args.repeats.unwrap_or(base.repeats),
+                    call_timeout_ms: args.call_timeout_ms,
+                };
+                config.validate().map_err(anyhow::Error::msg)?;
+                Plan::Study(config)
+            }
+            "push" => {
+                let base = if args.quick {
+                    PushConfig::quick()
+                } else {
+                    PushConfig::default()
+                };
+                let config = PushConfig {
+                    messages: args.messages.unwrap_or(base.messages),
+                    payload_bytes: args.payload_bytes,
+                    transports: args.transports.clone(),
+                    flush: args.flush.clone(),
+                    repeats: args.repeats.unwrap_or(base.repeats),
+                    timeout_ms: base.timeout_ms,
+                };
+                config.validate().map_err(anyhow::Error::msg)?;
+                Plan::Push(config)
+            }
+            other => anyhow::bail!("scenario `{other}` is not implemented in this build yet"),
+        };
+        Ok(plan)
+    }
+
+    /// Group runs in the whole plan, for the progress bar.
+    fn total(&self) -> u64 {
+        match self {
+            Plan::Study(c) => c.groups().len() as u64 * u64::from(c.repeats),
+            Plan::Push(c) => c.flush.len() as u64 * u64::from(c.repeats),
+        }
+    }
+
+    fn config(&self, harness: &Harness) -> serde_json::Value {
+        match self {
+            Plan::Study(c) => harness.run_config("study", c),
+            Plan::Push(c) => harness.run_config("push", c),
+        }
+    }
+
+    async fn run(&self, harness: &Harness, on_event: &mut (dyn FnMut(RunEvent<'_>) + Send)) {
+        let target = harness.target();
+        match self {
+            Plan::Study(c) => {
+                drop(pushbench_core::run_study(c, &harness.drivers, &target, on_event).await)
+            }
+            Plan::Push(c) => {
+                drop(pushbench_core::run_push(c, &harness.drivers, &target, on_event).await)
+            }
+        }
     }
 }
 
@@ -139,22 +220,26 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     };
     if !info.implemented {
+        let ready: Vec<_> = CATALOGUE
+            .iter()
+            .filter(|s| s.implemented)
+            .map(|s| s.id)
+            .collect();
         anyhow::bail!(
-            "scenario `{}` is not implemented in this build yet (implemented: study)",
-            info.id
+            "scenario `{}` is not implemented in this build yet (implemented: {})",
+            info.id,
+            ready.join(", ")
         );
     }
-    let config = study_config(&args);
-    config.validate().map_err(anyhow::Error::msg)?;
+    let plan = Plan::from_args(info.id, &args)?;
 
     let harness = Harness::start()?;
     let out = args.out.clone().unwrap_or_else(|| default_out(info.id));
-    let mut writer = RunWriter::create(&out, harness.run_config(&config))?;
-    let total = config.groups().len() as u64 * u64::from(config.repeats);
+    let mut writer = RunWriter::create(&out, plan.config(&harness))?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(total)
+        ProgressBar::new(plan.total())
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -177,10 +262,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         };
-        let target = harness.target();
         harness.runtime.block_on(async {
             tokio::select! {
-                _ = pushbench_core::run_study(&config, &harness.drivers, &target, &mut on_event) => false,
+                _ = plan.run(&harness, &mut on_event) => false,
                 _ = tokio::signal::ctrl_c() => true,
             }
         })
@@ -189,18 +273,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    let file = if interrupted {
+    if interrupted {
         let file = writer.abandon()?;
         eprintln!(
-            "interrupted: {} finished cases kept in {} (marked incomplete)",
+            "interrupted: {} cases kept in {} (marked incomplete)",
             file.cases.len(),
             out.display()
         );
         print!("{}", summary_table(&file));
         return Ok(ExitCode::from(130));
-    } else {
-        writer.finish()?
-    };
+    }
+    let file = writer.finish()?;
     print!("{}", summary_table(&file));
     println!(
         "\nwrote {}/run.json and cases.csv; render with: pushbench report {}",

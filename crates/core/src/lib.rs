@@ -9,6 +9,7 @@
 //! assert_eq!("sse".parse::<Transport>().unwrap(), Transport::Sse);
 //! ```
 
+pub mod cpu;
 pub mod driver;
 pub mod env;
 pub mod http;
@@ -22,10 +23,13 @@ pub mod wire;
 pub use driver::{Driver, DriverError, Session, Target, connect_tcp};
 pub use env::capture_run_info;
 pub use runner::{
-    DriverSet, Measurement, RunEvent, combine, run_study, run_study_case, run_study_group,
+    DriverSet, Measurement, RunEvent, combine, run_push, run_push_case, run_study, run_study_case,
+    run_study_group,
 };
-pub use scenario::{CATALOGUE, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario};
+pub use scenario::{
+    CATALOGUE, PushConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario,
+};
 pub use stats::LatencyHistogram;
-pub use study::{ProtocolError, StudyHub};
+pub use study::{Flush, ProtocolError, PushRequest, StudyHub};
 pub use transport::Transport;
 pub use wire::{CountingStream, WireCounter, WireCounts};

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use pushbench_schema::{CaseResult, Integrity};
 
+use crate::cpu::{Threads, thread_cpu_seconds};
 use crate::driver::{Driver, Session, Target};
-use crate::scenario::{StudyConfig, StudyGroup, StudyVariant};
+use crate::scenario::{PushConfig, StudyConfig, StudyGroup, StudyVariant};
 use crate::stats::LatencyHistogram;
-use crate::study::{decode_reply, encode_call};
+use crate::study::{Flush, PushRequest, decode_reply, encode_call, encode_push, mono_ns};
 use crate::transport::Transport;
 
 /// The drivers a run may use, one per transport.
@@ -262,11 +263,7 @@ pub async fn run_study_group(
 fn missing_driver(t: Transport, group: &StudyGroup) -> Measurement {
     let mut case = CaseResult::new("study", t.id(), group.variant.id());
     case.params.n = Some(group.n);
-    case.error = Some(format!("no driver for transport {t} in this build"));
-    Measurement {
-        case,
-        latency: LatencyHistogram::new(),
-    }
+    missing(case)
 }
 
 /// Merges repeats of one case: the median run's figures, the range of elapsed times, the
@@ -325,17 +322,61 @@ pub async fn run_study(
     on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
 ) -> Vec<CaseResult> {
     let groups = config.groups();
-    let total = groups.len() * config.repeats as usize;
+    let label = |g: &StudyGroup| format!("study n={} {}", g.n, g.variant.id());
+    let run = async |g: &StudyGroup| run_study_group(drivers, target, g, config).await;
+    run_groups(&groups, config.repeats, label, run, on_event).await
+}
+
+/// Runs the push scenario: per flush policy, every transport in turn, `repeats` times.
+pub async fn run_push(
+    config: &PushConfig,
+    drivers: &DriverSet,
+    target: &Target,
+    on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+) -> Vec<CaseResult> {
+    let label = |flush: &Flush| format!("push n={} {}", config.messages, flush.id());
+    let run = async |flush: &Flush| {
+        let request = PushRequest {
+            n: config.messages,
+            payload: config.payload_bytes,
+            flush: *flush,
+        };
+        let mut out = Vec::with_capacity(config.transports.len());
+        for &t in &config.transports {
+            out.push(match drivers.get(t) {
+                Some(d) => run_push_case(d, target, request, config.timeout()).await,
+                None => missing(CaseResult::new("push", t.id(), "stream")),
+            });
+        }
+        out
+    };
+    run_groups(&config.flush, config.repeats, label, run, on_event).await
+}
+
+/// Runs each group `repeats` times; after every run, re-combines each of the group's cases
+/// and reports it, so an interrupted run keeps every run that finished.
+async fn run_groups<G>(
+    groups: &[G],
+    repeats: u32,
+    label: impl Fn(&G) -> String,
+    run: impl AsyncFn(&G) -> Vec<Measurement>,
+    on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+) -> Vec<CaseResult> {
+    let total = groups.len() * repeats as usize;
     let mut done = 0;
     let mut results: Vec<CaseResult> = Vec::new();
-    for group in &groups {
+    for group in groups {
         let first = results.len();
-        let mut per_transport: Vec<Vec<Measurement>> = vec![Vec::new(); group.transports.len()];
-        for _ in 0..config.repeats {
-            let label = format!("study n={} {}", group.n, group.variant.id());
-            on_event(RunEvent::GroupStarted { label, done, total });
-            let measured = run_study_group(drivers, target, group, config).await;
-            for (i, (runs, m)) in per_transport.iter_mut().zip(measured).enumerate() {
+        let mut per_case: Vec<Vec<Measurement>> = Vec::new();
+        for _ in 0..repeats {
+            on_event(RunEvent::GroupStarted {
+                label: label(group),
+                done,
+                total,
+            });
+            let measured = run(group).await;
+            per_case.resize_with(measured.len(), Vec::new);
+            for (i, (runs, m)) in per_case.iter_mut().zip(measured).enumerate() {
                 runs.push(m);
                 let Some(case) = combine(runs) else { continue };
                 let index = first + i;
@@ -352,6 +393,124 @@ pub async fn run_study(
         }
     }
     results
+}
+
+/// Runs one push case: connect, ask for `request.n` messages, receive them all. The clock runs
+/// from the request to the last message; latency is from the server's send to the client's
+/// receipt (one process, one monotonic clock).
+pub async fn run_push_case(
+    driver: &dyn Driver,
+    target: &Target,
+    request: PushRequest,
+    timeout: Duration,
+) -> Measurement {
+    let mut case = CaseResult::new("push", driver.transport().id(), "stream");
+    case.params.n = Some(request.n);
+    case.params.payload_bytes = Some(request.payload as u64);
+    case.params.flush = Some(request.flush.id().to_owned());
+    let mut latency = LatencyHistogram::new();
+    let mut tracker = SeqTracker::default();
+    let start = Instant::now();
+    let session = match tokio::time::timeout(timeout, driver.connect(target)).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(e)) => return failed(case, format!("connect: {e}"), start),
+        Err(_) => {
+            return failed(
+                case,
+                format!("connect: no session within {} ms", timeout.as_millis()),
+                start,
+            );
+        }
+    };
+    case.metrics.connect_ms = Some(ms(start.elapsed()));
+    let mut session = session;
+    let cpu_before = (
+        thread_cpu_seconds(Threads::Server),
+        thread_cpu_seconds(Threads::Client),
+    );
+    let started = Instant::now();
+    let outcome = async {
+        session
+            .send(&encode_push(&request))
+            .await
+            .map_err(|e| format!("push request: {e}"))?;
+        for _ in 0..request.n {
+            tracker.sent();
+        }
+        while tracker.integrity.received < request.n {
+            let message = match tokio::time::timeout(timeout, session.recv()).await {
+                Err(_) => {
+                    return Err(format!(
+                        "no message for {} ms after {} of {}",
+                        timeout.as_millis(),
+                        tracker.integrity.received,
+                        request.n
+                    ));
+                }
+                Ok(Err(e)) => return Err(format!("receive: {e}")),
+                Ok(Ok(None)) => {
+                    return Err(format!(
+                        "server closed the session after {} of {} messages",
+                        tracker.integrity.received, request.n
+                    ));
+                }
+                Ok(Ok(Some(message))) => message,
+            };
+            let meta = decode_reply(&message, request.payload).map_err(|e| e.to_string())?;
+            tracker.observe(meta.seq)?;
+            latency.record(Duration::from_nanos(mono_ns().saturating_sub(meta.ts)));
+        }
+        Ok(())
+    }
+    .await;
+    let elapsed = started.elapsed();
+    let cpu_after = (
+        thread_cpu_seconds(Threads::Server),
+        thread_cpu_seconds(Threads::Client),
+    );
+    let wire = session.wire();
+    let _ = tokio::time::timeout(timeout, session.close()).await;
+
+    case.error = outcome.err();
+    case.integrity = tracker.finish();
+    let received = case.integrity.received as f64;
+    let secs = elapsed.as_secs_f64();
+    let per_million = |before: Option<f64>, after: Option<f64>| {
+        let spent = after? - before?;
+        (received > 0.0).then(|| spent / received * 1e6)
+    };
+    let m = &mut case.metrics;
+    m.elapsed_ms = Some(ms(elapsed));
+    if secs > 0.0 {
+        m.msgs_per_s = Some(received / secs);
+        m.bytes_per_s = Some(received * request.payload as f64 / secs);
+    }
+    m.wire_bytes_up = Some(wire.up);
+    m.wire_bytes_down = Some(wire.down);
+    m.server_cpu_s_per_million = per_million(cpu_before.0, cpu_after.0);
+    m.client_cpu_s_per_million = per_million(cpu_before.1, cpu_after.1);
+    latency.fill(m);
+    Measurement { case, latency }
+}
+
+fn failed(mut case: CaseResult, error: String, start: Instant) -> Measurement {
+    case.error = Some(error);
+    case.metrics.elapsed_ms = Some(ms(start.elapsed()));
+    Measurement {
+        case,
+        latency: LatencyHistogram::new(),
+    }
+}
+
+fn missing(mut case: CaseResult) -> Measurement {
+    case.error = Some(format!(
+        "no driver for transport {} in this build",
+        case.transport
+    ));
+    Measurement {
+        case,
+        latency: LatencyHistogram::new(),
+    }
 }
 
 #[cfg(test)]

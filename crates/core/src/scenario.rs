@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::study::Flush;
 use crate::transport::Transport;
 
 /// A scenario of the catalogue (`pushbench list`).
@@ -29,9 +30,9 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         id: "push",
-        what: "server streams N messages as fast as allowed (ticker, token stream)",
+        what: "server streams N messages as fast as allowed (ticker, token stream), per flush policy",
         figures: "msgs/s, MB/s, CPU per msg",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "latency",
@@ -193,6 +194,78 @@ impl StudyConfig {
             }
         }
         groups
+    }
+}
+
+/// Configuration of the `push` scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Messages the server streams per case.
+    pub messages: u64,
+    /// Data characters per message.
+    pub payload_bytes: usize,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Flush policies to measure, each a group of cases.
+    pub flush: Vec<Flush>,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long to wait for the next message before the case fails.
+    pub timeout_ms: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            messages: 100_000,
+            payload_bytes: 64,
+            transports: Transport::ALL.to_vec(),
+            flush: Flush::ALL.to_vec(),
+            repeats: 3,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl PushConfig {
+    /// The reduced set `--quick` runs: 10 000 messages, once each.
+    pub fn quick() -> Self {
+        PushConfig {
+            messages: 10_000,
+            repeats: 1,
+            ..PushConfig::default()
+        }
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.messages == 0 || self.messages > crate::study::MAX_PUSH {
+            return Err(format!(
+                "push.messages must be 1..={}, got {}",
+                crate::study::MAX_PUSH,
+                self.messages
+            ));
+        }
+        if self.payload_bytes > crate::study::MAX_BLOCK_SIZE {
+            return Err(format!(
+                "push.payload_bytes {} exceeds {}",
+                self.payload_bytes,
+                crate::study::MAX_BLOCK_SIZE
+            ));
+        }
+        if self.transports.is_empty() || self.flush.is_empty() {
+            return Err("push.transports and push.flush must name at least one each".into());
+        }
+        if self.repeats == 0 || self.timeout_ms == 0 {
+            return Err("push.repeats and push.timeout_ms must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// The wait for the next message.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
     }
 }
 

@@ -148,6 +148,17 @@ impl Flush {
     }
 }
 
+impl std::str::FromStr for Flush {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Flush::ALL
+            .into_iter()
+            .find(|f| f.id() == s)
+            .ok_or_else(|| format!("unknown flush policy `{s}` (expected per_message or batched)"))
+    }
+}
+
 /// The most messages one push request may ask for.
 pub const MAX_PUSH: u64 = 100_000_000;
 

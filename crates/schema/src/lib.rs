@@ -172,6 +172,12 @@ pub struct Metrics {
     /// Payload bytes received per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_s: Option<f64>,
+    /// Server threads' CPU seconds per million messages delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_s_per_million: Option<f64>,
+    /// Client threads' CPU seconds per million messages received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_s_per_million: Option<f64>,
     /// Sum of the reply JSON lengths, as the study counted "bytes loaded" (per repeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_loaded: Option<u64>,
@@ -393,6 +399,12 @@ pub struct CsvRow {
     pub calls_per_s: Option<f64>,
     /// See [`Metrics::msgs_per_s`].
     pub msgs_per_s: Option<f64>,
+    /// See [`Metrics::bytes_per_s`].
+    pub bytes_per_s: Option<f64>,
+    /// See [`Metrics::server_cpu_s_per_million`].
+    pub server_cpu_s_per_million: Option<f64>,
+    /// See [`Metrics::client_cpu_s_per_million`].
+    pub client_cpu_s_per_million: Option<f64>,
     /// See [`Metrics::bytes_loaded`].
     pub bytes_loaded: Option<u64>,
     /// See [`Metrics::wire_bytes_up`].
@@ -453,6 +465,9 @@ impl CsvRow {
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,
             msgs_per_s: m.msgs_per_s,
+            bytes_per_s: m.bytes_per_s,
+            server_cpu_s_per_million: m.server_cpu_s_per_million,
+            client_cpu_s_per_million: m.client_cpu_s_per_million,
             bytes_loaded: m.bytes_loaded,
             wire_bytes_up: m.wire_bytes_up,
             wire_bytes_down: m.wire_bytes_down,
