@@ -425,6 +425,108 @@ impl Chart for Latency<'_> {
     }
 }
 
+/// Push throughput: messages per second per transport, one bar per flush policy.
+pub(crate) struct PushBars<'a> {
+    pub cases: &'a [&'a CaseResult],
+}
+
+impl Chart for PushBars<'_> {
+    fn name(&self) -> String {
+        "push-msgs-per-s".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(err)?;
+        let find = |t: &str, flush: &str| {
+            self.cases
+                .iter()
+                .copied()
+                .find(|c| c.transport == t && c.params.flush.as_deref() == Some(flush))
+        };
+        let values = self
+            .cases
+            .iter()
+            .filter_map(|c| c.metrics.msgs_per_s)
+            .filter(|v| *v > 0.0);
+        let (min, max) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if max > 0.0 {
+            (min / 3.0, max * 3.0)
+        } else {
+            (1.0, 10.0)
+        };
+        let n = self.cases.first().and_then(|c| c.params.n).unwrap_or(0);
+        let payload = self
+            .cases
+            .first()
+            .and_then(|c| c.params.payload_bytes)
+            .unwrap_or(0);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Push: {n} messages of {payload} B, messages per second (higher is faster)"
+                ),
+                title_style(),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(90)
+            .build_cartesian_2d(
+                -0.5f64..(TRANSPORT_ORDER.len() as f64 - 0.5),
+                (lo..hi).log_scale(),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(TRANSPORT_ORDER.len())
+            .x_label_formatter(&transport_label)
+            .x_desc("transport")
+            .y_desc("messages per second (log scale)")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style(label_style())
+            .axis_desc_style(label_style())
+            .draw()
+            .map_err(err)?;
+        for (flush, offset, color) in [
+            ("per_message", -0.18, SEQ_COLOR),
+            ("batched", 0.18, ALL_COLOR),
+        ] {
+            let bars: Vec<(f64, f64, bool)> = TRANSPORT_ORDER
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let c = find(t, flush)?;
+                    Some((i as f64 + offset, c.metrics.msgs_per_s?, c.is_ok()))
+                })
+                .collect();
+            if bars.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(bars.iter().map(|&(x, v, ok)| {
+                    let fill = if ok { color } else { FLAG_COLOR };
+                    Rectangle::new([(x - 0.17, lo), (x + 0.17, v.max(lo))], fill.filled())
+                }))
+                .map_err(err)?
+                .label(flush)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            chart
+                .draw_series(bars.iter().map(|&(x, v, ok)| {
+                    let text = if ok {
+                        format!("{:.0}k", v / 1000.0)
+                    } else {
+                        "FLAGGED".to_owned()
+                    };
+                    Text::new(text, (x, v.max(lo) * 1.08), value_style())
+                }))
+                .map_err(err)?;
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    }
+}
+
 /// Milliseconds: one decimal, or two significant digits below 1 ms.
 pub(crate) fn fmt_ms(v: f64) -> String {
     if v >= 1.0 {

@@ -18,7 +18,7 @@ use std::sync::Once;
 use plotters::style::{FontStyle, register_font as plotters_register_font};
 use pushbench_schema::{RunFile, SchemaError, write_atomic};
 
-use crate::charts::{CallsPerSecond, Chart, ElapsedBars, Latency, write_chart};
+use crate::charts::{CallsPerSecond, Chart, ElapsedBars, Latency, PushBars, write_chart};
 use crate::study::StudyView;
 
 /// DejaVu Sans (its licence is in `assets/`), so text renders the same on any machine.
@@ -98,6 +98,10 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     }
     if let Some(&n) = ns.last() {
         add(&Latency { n, view: &view })?;
+    }
+    let push = study::push_cases(&file);
+    if !push.is_empty() {
+        add(&PushBars { cases: &push })?;
     }
     let report = dir.join(REPORT_MD);
     write_atomic(&report, markdown::report(&file, &names).as_bytes()).map_err(|source| {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use pushbench_schema::{CaseResult, RunFile};
 
 use crate::charts::fmt_ms;
-use crate::study::{StudyView, TRANSPORT_ORDER, WEB};
+use crate::study::{StudyView, TRANSPORT_ORDER, WEB, push_cases, push_ratio_to_floor};
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
@@ -69,24 +69,27 @@ pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
          against a raw-TCP floor measured in the same run, reproducing a published study's method. \
          Every figure here was measured by the run described under [Environment](#environment).\n\n",
     );
-    md.push_str(
-        "## The study we reproduce\n\n\
-         A .NET Core 3 / SignalR test app (2020) timed three transports: WebSockets, Server-Sent Events and \
-         Long Polling. One *call* is one RPC: the client invokes `runTest(blockSize)` and the server answers \
-         `{\"data\": \"<blockSize random A-Z0-9 chars>\"}` (blockSize 1000). Calls are sequential, one outstanding \
-         at a time, for N = 100, 1 000 and 10 000. The clock starts before the connection is opened (negotiation \
-         and handshake included) and stops at the last reply; it also reported \"bytes loaded\", the sum of the \
-         replies' JSON lengths. With SSE and Long Polling, SignalR sends every client-to-server call as an HTTP \
-         POST; the reply comes down the SSE stream or the poll response. An \"all at once\" mode ran the three \
-         concurrently. **Published conclusion: WebSockets fastest.** The raw numbers were only published as a \
-         chart image, so this reproduction is judged by method and by ordering, not by absolute times.\n\n",
-    );
+    if !view.is_empty() {
+        md.push_str(
+            "## The study we reproduce\n\n\
+             A .NET Core 3 / SignalR test app (2020) timed three transports: WebSockets, Server-Sent Events and \
+             Long Polling. One *call* is one RPC: the client invokes `runTest(blockSize)` and the server answers \
+             `{\"data\": \"<blockSize random A-Z0-9 chars>\"}` (blockSize 1000). Calls are sequential, one outstanding \
+             at a time, for N = 100, 1 000 and 10 000. The clock starts before the connection is opened (negotiation \
+             and handshake included) and stops at the last reply; it also reported \"bytes loaded\", the sum of the \
+             replies' JSON lengths. With SSE and Long Polling, SignalR sends every client-to-server call as an HTTP \
+             POST; the reply comes down the SSE stream or the poll response. An \"all at once\" mode ran the three \
+             concurrently. **Published conclusion: WebSockets fastest.** The raw numbers were only published as a \
+             chart image, so this reproduction is judged by method and by ordering, not by absolute times.\n\n",
+        );
+    }
     our_method(&mut md, file);
     environment(&mut md, file);
     if !view.is_empty() {
         results(&mut md, &view, charts);
         conclusion(&mut md, &view);
     }
+    push(&mut md, file, charts);
     integrity(&mut md, &flagged);
     all_cases(&mut md, file, &view);
     let _ = writeln!(
@@ -215,7 +218,7 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
         c.params.repeats.unwrap_or(1),
         opt(m.elapsed_ms, fmt_ms),
         range,
-        opt(m.calls_per_s, |v| format!("{v:.0}")),
+        opt(m.calls_per_s.or(m.msgs_per_s), |v| format!("{v:.0}")),
         opt(view.ratio_to_floor(c), |r| format!("{r:.2}×")),
         opt(m.bytes_loaded, |v| v.to_string()),
         opt(per_call(m.wire_bytes_up, c.params.n), |v| format!("{v:.0}")),
@@ -233,7 +236,7 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     )
 }
 
-const TABLE_HEAD: &str = "| transport | variant | runs | elapsed ms (range) | calls/s | × tcp floor | bytes loaded per run | wire up / down per call (B) | p50 / p99 µs | sent/recv/lost/dup/ooo (all runs) | status |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+const TABLE_HEAD: &str = "| transport | variant | runs | elapsed ms (range) | calls/s or msgs/s | × tcp floor | bytes loaded per run | wire up / down per call (B) | p50 / p99 µs | sent/recv/lost/dup/ooo (all runs) | status |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 fn results(md: &mut String, view: &StudyView<'_>, charts: &[String]) {
     md.push_str("## Results\n\n");
@@ -362,6 +365,59 @@ fn conclusion(md: &mut String, view: &StudyView<'_>) {
         s
     };
     let _ = writeln!(md, "{}\n", summary.trim_end());
+}
+
+fn push(md: &mut String, file: &RunFile, charts: &[String]) {
+    let cases = push_cases(file);
+    if cases.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## Push: a server streaming messages\n\n\
+         The server streams n messages of a fixed payload (a ticker, a token stream) as fast as the transport \
+         allows; the clock runs from the client's request to the last message. Flush policy `per_message`: one \
+         write per message (WebSocket `send`, a length-prefixed frame, one SSE event per frame with a yield to \
+         hyper after each, one message per long-poll response). `batched`: the messages ready together go out in \
+         one write of up to 64 KiB. Latency is from the server's send to the client's receipt (one process, one \
+         monotonic clock), so it includes the time a message waits behind the ones before it. CPU is each side's \
+         threads' time on the CPU (`/proc/self/task/*/schedstat`) per million messages.\n\n",
+    );
+    if charts.iter().any(|c| c == "push-msgs-per-s") {
+        md.push_str("![messages per second per transport and flush policy](charts/push-msgs-per-s.png) ([SVG](charts/push-msgs-per-s.svg))\n\n");
+    }
+    md.push_str(
+        "| transport | flush | n | payload B | runs | msgs/s | MB/s | × tcp floor | wire down per msg (B) | p50 / p99 latency µs | CPU s per M msgs server / client | sent/recv/lost/dup/ooo (all runs) | status |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in &cases {
+        let (m, i) = (&c.metrics, &c.integrity);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+            c.transport,
+            c.params.flush.as_deref().unwrap_or("—"),
+            opt(c.params.n, |n| n.to_string()),
+            opt(c.params.payload_bytes, |n| n.to_string()),
+            c.params.repeats.unwrap_or(1),
+            opt(m.msgs_per_s, |v| format!("{v:.0}")),
+            opt(m.bytes_per_s, |v| format!("{:.1}", v / 1e6)),
+            opt(push_ratio_to_floor(&cases, c), |r| format!("{r:.2}×")),
+            opt(per_call(m.wire_bytes_down, c.params.n), |v| format!(
+                "{v:.0}"
+            )),
+            us(m.p50_us),
+            us(m.p99_us),
+            opt(m.server_cpu_s_per_million, |v| format!("{v:.2}")),
+            opt(m.client_cpu_s_per_million, |v| format!("{v:.2}")),
+            i.sent,
+            i.received,
+            i.lost,
+            i.duplicated,
+            i.out_of_order,
+            status(c)
+        );
+    }
+    md.push_str("\n× tcp floor is the transport's msgs/s divided by the tcp floor's under the same flush policy.\n\n");
 }
 
 fn integrity(md: &mut String, flagged: &[&CaseResult]) {

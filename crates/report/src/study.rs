@@ -7,6 +7,20 @@ pub(crate) const TRANSPORT_ORDER: [&str; 4] = ["ws", "sse", "longpoll", "tcp"];
 /// The web transports the published study compared.
 pub(crate) const WEB: [&str; 3] = ["ws", "sse", "longpoll"];
 
+/// The `push` cases of a run, in run order.
+pub(crate) fn push_cases(file: &RunFile) -> Vec<&CaseResult> {
+    file.cases.iter().filter(|c| c.scenario == "push").collect()
+}
+
+/// A push case's throughput as a fraction of the tcp floor's under the same flush policy.
+pub(crate) fn push_ratio_to_floor(cases: &[&CaseResult], case: &CaseResult) -> Option<f64> {
+    let floor = cases
+        .iter()
+        .find(|c| c.transport == "tcp" && c.params.flush == case.params.flush && c.is_ok())?;
+    let (value, floor) = (case.metrics.msgs_per_s?, floor.metrics.msgs_per_s?);
+    (floor > 0.0).then(|| value / floor)
+}
+
 /// Read access to a run's `study` cases.
 pub(crate) struct StudyView<'a> {
     cases: Vec<&'a CaseResult>,
@@ -45,6 +59,9 @@ impl<'a> StudyView<'a> {
 
     /// `elapsed / floor elapsed` for the same `n`, against the sequential tcp case.
     pub(crate) fn ratio_to_floor(&self, case: &CaseResult) -> Option<f64> {
+        if case.scenario != "study" {
+            return None;
+        }
         let floor = self.case(case.params.n?, "sequential", "tcp")?;
         if !floor.is_ok() {
             return None;

@@ -201,3 +201,60 @@ fn an_unknown_schema_version_names_file_and_version() {
     );
     assert!(!dir.path().join("REPORT.md").exists());
 }
+
+fn push_case(transport: &str, flush: &str, msgs_per_s: f64) -> CaseResult {
+    let mut c = CaseResult::new("push", transport, "stream");
+    c.params.n = Some(1000);
+    c.params.payload_bytes = Some(64);
+    c.params.flush = Some(flush.into());
+    c.metrics.msgs_per_s = Some(msgs_per_s);
+    c.metrics.bytes_per_s = Some(msgs_per_s * 64.0);
+    c.metrics.server_cpu_s_per_million = Some(1.5);
+    c.integrity = Integrity {
+        sent: 1000,
+        received: 1000,
+        ..Integrity::default()
+    };
+    c
+}
+
+#[test]
+fn push_cases_get_their_own_section_chart_and_floor_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = RunFile::new(RunInfo {
+        complete: true,
+        ..RunInfo::default()
+    });
+    for (t, flush, rate) in [
+        ("ws", "per_message", 300_000.0),
+        ("tcp", "per_message", 400_000.0),
+        ("ws", "batched", 800_000.0),
+        ("tcp", "batched", 800_000.0),
+    ] {
+        file.cases.push(push_case(t, flush, rate));
+    }
+    file.write(dir.path()).unwrap();
+    let out = render(dir.path()).unwrap();
+    assert_eq!(out.charts.len(), 2, "only the push chart: {:?}", out.charts);
+    let png = image::open(dir.path().join("charts/push-msgs-per-s.png")).unwrap();
+    assert_eq!(png.width(), 1024);
+    let md = fs::read_to_string(out.report).unwrap();
+    assert!(md.contains("## Push: a server streaming messages"));
+    assert!(
+        !md.contains("## The study we reproduce"),
+        "no study cases, no study section"
+    );
+    assert!(
+        md.contains("| ws | per_message | 1000 | 64 | 1 | 300000 | 19.2 | 0.75× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ws | batched | 1000 | 64 | 1 | 800000 | 51.2 | 1.00× |"),
+        "{md}"
+    );
+    let all = md.lines().find(|l| l.starts_with("| push |")).unwrap();
+    assert!(
+        all.contains("| 300000 | — |"),
+        "msgs/s shown, no study floor ratio: {all}"
+    );
+}
