@@ -1,6 +1,7 @@
 //! `cargo bench`: the published study through criterion (one group per call count, one function
-//! per transport, `Throughput::Elements`), then the measured runs written as a pushbench result
-//! under `results/latest/` with its charts and REPORT.md.
+//! per transport, `Throughput::Elements`) and the push scenario (one group per flush policy),
+//! then the measured runs written as a pushbench result under `results/latest/` with its charts
+//! and REPORT.md.
 //!
 //! Every iteration criterion times is one whole study case from the shared runner (connect
 //! included, clock stopped at the last reply); the same runs are combined into the result file,
@@ -17,21 +18,26 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use pushbench::{Harness, RunWriter};
 use pushbench_core::{
-    Measurement, StudyConfig, StudyGroup, StudyVariant, combine, run_study_case, run_study_group,
+    Measurement, PushConfig, PushRequest, StudyConfig, StudyGroup, StudyVariant, combine,
+    run_push_case, run_study_case, run_study_group,
 };
 
-/// Every timed run, grouped by case (n, variant, transport) in the order the cases first ran.
+/// Every timed run, grouped by case in the order the cases first ran.
 #[derive(Default)]
 struct Runs(Mutex<Vec<(CaseKey, Vec<Measurement>)>>);
 
-type CaseKey = (u64, String, String);
+/// Scenario, n, variant, flush policy, transport.
+type CaseKey = (String, u64, String, Option<String>, String);
 
 impl Runs {
     fn record(&self, m: Measurement) {
+        let c = &m.case;
         let key = (
-            m.case.params.n.unwrap_or(0),
-            m.case.variant.clone(),
-            m.case.transport.clone(),
+            c.scenario.clone(),
+            c.params.n.unwrap_or(0),
+            c.variant.clone(),
+            c.params.flush.clone(),
+            c.transport.clone(),
         );
         let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match runs.iter_mut().find(|(k, _)| *k == key) {
@@ -67,8 +73,9 @@ fn main() {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results/latest"),
     };
     let mut run_config = harness.run_config("study", &config);
+    run_config["push"] = serde_json::to_value(PushConfig::default()).unwrap_or_default();
     let mut source = String::from(
-        "cargo bench --bench study: criterion sample_size 10, flat sampling; every iteration criterion ran \
+        "cargo bench --bench scenarios: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",
     );
     if test_mode {
@@ -94,6 +101,36 @@ fn main() {
         bench.measurement_time(Duration::from_secs(5.max(n * 2 / 1000)));
         for group in groups.iter().filter(|g| g.n == n) {
             bench_group(&mut bench, &harness, &config, group, &runs);
+        }
+        bench.finish();
+    }
+    let push = PushConfig::default();
+    for flush in &push.flush {
+        let mut bench = criterion.benchmark_group(format!("push/{}", flush.id()));
+        bench.throughput(Throughput::Elements(push.messages));
+        bench.sampling_mode(SamplingMode::Flat);
+        let request = PushRequest {
+            n: push.messages,
+            payload: push.payload_bytes,
+            flush: *flush,
+        };
+        let (target, timeout, runs) = (harness.target(), push.timeout(), &runs);
+        for &t in &push.transports {
+            let Some(driver) = harness.drivers.get(t) else {
+                continue;
+            };
+            bench.bench_function(t.id(), |b| {
+                b.to_async(&harness.runtime)
+                    .iter_custom(|iters| async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let m = run_push_case(driver, &target, request, timeout).await;
+                            total += m.elapsed();
+                            runs.record(m);
+                        }
+                        total
+                    });
+            });
         }
         bench.finish();
     }
