@@ -182,6 +182,16 @@ impl RunWriter {
     }
 }
 
+/// What tells a case from its neighbours in a table: the flush policy, the client count, or the
+/// variant.
+fn variant_label(case: &CaseResult) -> String {
+    match (&case.params.flush, case.params.clients) {
+        (Some(flush), _) => flush.clone(),
+        (None, Some(clients)) => format!("{clients} clients"),
+        (None, None) => case.variant.clone(),
+    }
+}
+
 /// A plain-text table of the cases, for the terminal.
 pub fn summary_table(file: &RunFile) -> String {
     let mut out = format!(
@@ -211,7 +221,7 @@ pub fn summary_table(file: &RunFile) -> String {
         out.push_str(&format!(
             "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
             case.transport,
-            case.params.flush.as_deref().unwrap_or(&case.variant),
+            variant_label(case),
             case.params.n.map_or_else(|| "-".into(), |n| n.to_string()),
             num(m.elapsed_ms, 1),
             num(m.calls_per_s.or(m.msgs_per_s), 0),

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pushbench::{Harness, RunWriter, summary_table};
-use pushbench_core::{CATALOGUE, Flush, PushConfig, RunEvent, StudyConfig, Transport, scenario};
+use pushbench_core::{
+    CATALOGUE, Flush, PushConfig, RoundtripConfig, RunEvent, StudyConfig, Transport, scenario,
+};
 
 /// WebSockets or Server-Sent Events? Measures both (plus long polling and a raw-TCP floor)
 /// on an in-process server and writes results a report can be regenerated from.
@@ -41,7 +43,7 @@ struct RunArgs {
     /// Scenario id (see `pushbench list`).
     scenario: String,
     /// Reduced set that runs in seconds (study: 100 and 1000 calls; push: 10 000 messages;
-    /// one repeat).
+    /// roundtrip: 50 round trips per client; one repeat).
     #[arg(long)]
     quick: bool,
     /// Output directory [default: results/<date>-<host>-<scenario>].
@@ -78,9 +80,21 @@ struct RunArgs {
     /// push: messages per case [default: 100000; --quick: 10000].
     #[arg(long, help_heading = "Push")]
     messages: Option<u64>,
-    /// push: data characters per message.
+    /// push, roundtrip: data characters per message.
     #[arg(long, default_value_t = 64, help_heading = "Push")]
     payload_bytes: usize,
+    /// roundtrip: concurrent client counts, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "1,100",
+        help_heading = "Roundtrip"
+    )]
+    clients: Vec<u64>,
+    /// roundtrip: sequential round trips per client [default: 200; --quick: 50].
+    #[arg(long, help_heading = "Roundtrip")]
+    round_trips: Option<u64>,
     /// push: flush policies, comma-separated.
     #[arg(
         long,
@@ -138,6 +152,7 @@ fn report(dir: PathBuf) -> anyhow::Result<ExitCode> {
 enum Plan {
     Study(StudyConfig),
     Push(PushConfig),
+    Roundtrip(RoundtripConfig),
 }
 
 impl Plan {
@@ -177,6 +192,23 @@ impl Plan {
                 config.validate().map_err(anyhow::Error::msg)?;
                 Plan::Push(config)
             }
+            "roundtrip" => {
+                let base = if args.quick {
+                    RoundtripConfig::quick()
+                } else {
+                    RoundtripConfig::default()
+                };
+                let config = RoundtripConfig {
+                    clients: args.clients.clone(),
+                    round_trips: args.round_trips.unwrap_or(base.round_trips),
+                    payload_bytes: args.payload_bytes,
+                    transports: args.transports.clone(),
+                    repeats: args.repeats.unwrap_or(base.repeats),
+                    timeout_ms: base.timeout_ms,
+                };
+                config.validate().map_err(anyhow::Error::msg)?;
+                Plan::Roundtrip(config)
+            }
             other => anyhow::bail!("scenario `{other}` is not implemented in this build yet"),
         };
         Ok(plan)
@@ -187,6 +219,7 @@ impl Plan {
         match self {
             Plan::Study(c) => c.groups().len() as u64 * u64::from(c.repeats),
             Plan::Push(c) => c.flush.len() as u64 * u64::from(c.repeats),
+            Plan::Roundtrip(c) => c.clients.len() as u64 * u64::from(c.repeats),
         }
     }
 
@@ -194,6 +227,7 @@ impl Plan {
         match self {
             Plan::Study(c) => harness.run_config("study", c),
             Plan::Push(c) => harness.run_config("push", c),
+            Plan::Roundtrip(c) => harness.run_config("roundtrip", c),
         }
     }
 
@@ -205,6 +239,9 @@ impl Plan {
             }
             Plan::Push(c) => {
                 drop(pushbench_core::run_push(c, &harness.drivers, &target, on_event).await)
+            }
+            Plan::Roundtrip(c) => {
+                drop(pushbench_core::run_roundtrip(c, &harness.drivers, &target, on_event).await)
             }
         }
     }

@@ -23,11 +23,12 @@ pub mod wire;
 pub use driver::{Driver, DriverError, Session, Target, connect_tcp};
 pub use env::capture_run_info;
 pub use runner::{
-    DriverSet, Measurement, RunEvent, combine, run_push, run_push_case, run_study, run_study_case,
-    run_study_group,
+    DriverSet, Measurement, RunEvent, combine, run_push, run_push_case, run_roundtrip,
+    run_roundtrip_case, run_study, run_study_case, run_study_group,
 };
 pub use scenario::{
-    CATALOGUE, PushConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario,
+    CATALOGUE, PushConfig, RoundtripConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant,
+    scenario,
 };
 pub use stats::LatencyHistogram;
 pub use study::{Flush, ProtocolError, PushRequest, StudyHub};

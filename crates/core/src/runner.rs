@@ -9,7 +9,7 @@ use pushbench_schema::{CaseResult, Integrity};
 
 use crate::cpu::{Threads, thread_cpu_seconds};
 use crate::driver::{Driver, Session, Target};
-use crate::scenario::{PushConfig, StudyConfig, StudyGroup, StudyVariant};
+use crate::scenario::{PushConfig, RoundtripConfig, StudyConfig, StudyGroup, StudyVariant};
 use crate::stats::LatencyHistogram;
 use crate::study::{Flush, PushRequest, decode_reply, encode_call, encode_push, mono_ns};
 use crate::transport::Transport;
@@ -351,6 +351,76 @@ pub async fn run_push(
         out
     };
     run_groups(&config.flush, config.repeats, label, run, on_event).await
+}
+
+/// Runs the roundtrip scenario: per client count, every transport in turn, `repeats` times.
+pub async fn run_roundtrip(
+    config: &RoundtripConfig,
+    drivers: &DriverSet,
+    target: &Target,
+    on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+) -> Vec<CaseResult> {
+    let label = |clients: &u64| format!("roundtrip clients={clients}");
+    let run = async |&clients: &u64| {
+        let mut out = Vec::with_capacity(config.transports.len());
+        for &t in &config.transports {
+            out.push(match drivers.get(t) {
+                Some(d) => run_roundtrip_case(d, target, clients, config).await,
+                None => missing(CaseResult::new("roundtrip", t.id(), "concurrent")),
+            });
+        }
+        out
+    };
+    run_groups(&config.clients, config.repeats, label, run, on_event).await
+}
+
+/// Runs one roundtrip case: `clients` sessions at once, each making `round_trips` sequential
+/// calls (the study's call with a `payload_bytes` reply). Latency is each call's round trip;
+/// the clock runs from the first connect to the last reply of the slowest client.
+pub async fn run_roundtrip_case(
+    driver: &dyn Driver,
+    target: &Target,
+    clients: u64,
+    config: &RoundtripConfig,
+) -> Measurement {
+    let variant = StudyVariant::Sequential;
+    let (n, payload, timeout) = (config.round_trips, config.payload_bytes, config.timeout());
+    let runs = join_all(
+        (0..clients).map(|_| run_study_case(driver, target, n, payload, timeout, variant)),
+    )
+    .await;
+    let mut case = CaseResult::new("roundtrip", driver.transport().id(), "concurrent");
+    case.params.n = Some(n);
+    case.params.clients = Some(clients);
+    case.params.payload_bytes = Some(payload as u64);
+    let mut latency = LatencyHistogram::new();
+    let (mut elapsed, mut connect, mut up, mut down) = (0.0f64, 0.0f64, 0, 0);
+    for run in &runs {
+        let m = &run.case.metrics;
+        latency.merge(&run.latency);
+        case.integrity.add(&run.case.integrity);
+        elapsed = elapsed.max(m.elapsed_ms.unwrap_or(0.0));
+        connect = connect.max(m.connect_ms.unwrap_or(0.0));
+        up += m.wire_bytes_up.unwrap_or(0);
+        down += m.wire_bytes_down.unwrap_or(0);
+        if case.error.is_none() {
+            case.error = run
+                .case
+                .error
+                .clone()
+                .map(|e| format!("a client failed: {e}"));
+        }
+    }
+    let m = &mut case.metrics;
+    m.elapsed_ms = Some(elapsed);
+    m.connect_ms = Some(connect);
+    if elapsed > 0.0 {
+        m.msgs_per_s = Some(case.integrity.received as f64 / (elapsed / 1000.0));
+    }
+    m.wire_bytes_up = Some(up);
+    m.wire_bytes_down = Some(down);
+    latency.fill(m);
+    Measurement { case, latency }
 }
 
 /// Runs each group `repeats` times; after every run, re-combines each of the group's cases

@@ -48,9 +48,9 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         id: "roundtrip",
-        what: "client -> server -> client (WS frames; SSE = POST + event; long poll = POST + poll)",
+        what: "client -> server -> client (WS frames; SSE = POST + event; long poll = POST + poll), C clients at once",
         figures: "RTT percentiles",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "connect",
@@ -264,6 +264,82 @@ impl PushConfig {
     }
 
     /// The wait for the next message.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// Configuration of the `roundtrip` scenario: C clients at once, each making sequential round
+/// trips (a call of `payload_bytes` answered by a reply of the same size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoundtripConfig {
+    /// Concurrent client counts, one group of cases per count.
+    pub clients: Vec<u64>,
+    /// Sequential round trips per client.
+    pub round_trips: u64,
+    /// Data characters per reply.
+    pub payload_bytes: usize,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long to wait for one reply before counting it lost.
+    pub timeout_ms: u64,
+}
+
+impl Default for RoundtripConfig {
+    fn default() -> Self {
+        RoundtripConfig {
+            clients: vec![1, 100],
+            round_trips: 200,
+            payload_bytes: 64,
+            transports: Transport::ALL.to_vec(),
+            repeats: 3,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl RoundtripConfig {
+    /// The reduced set `--quick` runs: 50 round trips per client, once.
+    pub fn quick() -> Self {
+        RoundtripConfig {
+            round_trips: 50,
+            repeats: 1,
+            ..RoundtripConfig::default()
+        }
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.clients.is_empty()
+            || self.clients.contains(&0)
+            || self.clients.iter().any(|&c| c > 2_000)
+        {
+            return Err(format!(
+                "roundtrip.clients must be counts from 1 to 2000 (each SSE or long-polling client holds two sockets), got {:?}",
+                self.clients
+            ));
+        }
+        if self.round_trips == 0
+            || self.transports.is_empty()
+            || self.repeats == 0
+            || self.timeout_ms == 0
+        {
+            return Err("roundtrip.round_trips, transports, repeats and timeout_ms must be non-empty and above 0".into());
+        }
+        if self.payload_bytes > crate::study::MAX_BLOCK_SIZE {
+            return Err(format!(
+                "roundtrip.payload_bytes {} exceeds {}",
+                self.payload_bytes,
+                crate::study::MAX_BLOCK_SIZE
+            ));
+        }
+        Ok(())
+    }
+
+    /// The wait for one reply.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }

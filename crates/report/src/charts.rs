@@ -338,21 +338,24 @@ impl Chart for CallsPerSecond<'_> {
 
 /// Per-call latency p50 and p99 per transport at one call count.
 pub(crate) struct Latency<'a> {
-    pub n: u64,
-    pub view: &'a StudyView<'a>,
+    /// File stem.
+    pub name: String,
+    /// Chart title.
+    pub title: String,
+    /// Y axis description.
+    pub y_desc: &'static str,
+    /// One case (or none) per transport, in [`TRANSPORT_ORDER`].
+    pub cases: Vec<Option<&'a CaseResult>>,
 }
 
 impl Chart for Latency<'_> {
     fn name(&self) -> String {
-        "study-latency".into()
+        self.name.clone()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(err)?;
-        let cases: Vec<Option<&CaseResult>> = TRANSPORT_ORDER
-            .iter()
-            .map(|t| self.view.case(self.n, "sequential", t))
-            .collect();
+        let cases = &self.cases;
         let values = cases
             .iter()
             .flatten()
@@ -365,13 +368,7 @@ impl Chart for Latency<'_> {
             (1.0, 10.0)
         };
         let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "Study: per-call latency at {} calls (lower is faster)",
-                    self.n
-                ),
-                title_style(),
-            )
+            .caption(&self.title, title_style())
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(80)
@@ -386,7 +383,7 @@ impl Chart for Latency<'_> {
             .x_labels(TRANSPORT_ORDER.len())
             .x_label_formatter(&transport_label)
             .x_desc("transport")
-            .y_desc("latency per call (µs, log scale)")
+            .y_desc(self.y_desc)
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style(label_style())
             .axis_desc_style(label_style())

@@ -97,7 +97,34 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         add(&CallsPerSecond { view: &view })?;
     }
     if let Some(&n) = ns.last() {
-        add(&Latency { n, view: &view })?;
+        add(&Latency {
+            name: "study-latency".into(),
+            title: format!("Study: per-call latency at {n} calls (lower is faster)"),
+            y_desc: "latency per call (µs, log scale)",
+            cases: study::TRANSPORT_ORDER
+                .iter()
+                .map(|t| view.case(n, "sequential", t))
+                .collect(),
+        })?;
+    }
+    let roundtrip = study::scenario_cases(&file, "roundtrip");
+    for clients in study::client_counts(&roundtrip) {
+        add(&Latency {
+            name: format!("roundtrip-c{clients}"),
+            title: format!(
+                "Round trip with {clients} concurrent client(s): latency (lower is faster)"
+            ),
+            y_desc: "round-trip time (µs, log scale)",
+            cases: study::TRANSPORT_ORDER
+                .iter()
+                .map(|t| {
+                    roundtrip
+                        .iter()
+                        .copied()
+                        .find(|c| c.transport == *t && c.params.clients == Some(clients))
+                })
+                .collect(),
+        })?;
     }
     let push = study::push_cases(&file);
     if !push.is_empty() {

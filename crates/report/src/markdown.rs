@@ -5,7 +5,9 @@ use std::fmt::Write;
 use pushbench_schema::{CaseResult, RunFile};
 
 use crate::charts::fmt_ms;
-use crate::study::{StudyView, TRANSPORT_ORDER, WEB, push_cases, push_ratio_to_floor};
+use crate::study::{
+    StudyView, TRANSPORT_ORDER, WEB, client_counts, push_cases, push_ratio_to_floor, scenario_cases,
+};
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
@@ -90,6 +92,7 @@ pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
         conclusion(&mut md, &view);
     }
     push(&mut md, file, charts);
+    roundtrip(&mut md, file, charts);
     integrity(&mut md, &flagged);
     all_cases(&mut md, file, &view);
     let _ = writeln!(
@@ -418,6 +421,69 @@ fn push(md: &mut String, file: &RunFile, charts: &[String]) {
         );
     }
     md.push_str("\n× tcp floor is the transport's msgs/s divided by the tcp floor's under the same flush policy.\n\n");
+}
+
+fn roundtrip(md: &mut String, file: &RunFile, charts: &[String]) {
+    let cases = scenario_cases(file, "roundtrip");
+    if cases.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## Round trip: client to server and back\n\n\
+         C clients at once, each making sequential round trips: a call up, a reply of the stated payload down \
+         (WebSocket: a frame each way; SSE: a POST, then the event on the open stream; long polling: a POST, then \
+         the reply in the outstanding poll; tcp: a frame each way). Latency is each round trip, measured by the \
+         client; round trips/s counts all clients' replies over the slowest client's time, connect included.\n\n",
+    );
+    for clients in client_counts(&cases) {
+        let name = format!("roundtrip-c{clients}");
+        if charts.contains(&name) {
+            let _ = writeln!(
+                md,
+                "![round-trip latency, {clients} clients](charts/{name}.png) ([SVG](charts/{name}.svg))\n"
+            );
+        }
+    }
+    md.push_str(
+        "| transport | clients | round trips per client | payload B | runs | round trips/s | p50 / p90 / p99 / max µs | p50 × tcp floor | wire up / down per round trip (B) | sent/recv/lost/dup/ooo (all runs) | status |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in &cases {
+        let (m, i) = (&c.metrics, &c.integrity);
+        let floor = cases
+            .iter()
+            .find(|f| f.transport == "tcp" && f.params.clients == c.params.clients && f.is_ok())
+            .and_then(|f| f.metrics.p50_us);
+        let ratio = match (m.p50_us, floor) {
+            (Some(v), Some(f)) if f > 0.0 => Some(v / f),
+            _ => None,
+        };
+        let trips = c.params.n.zip(c.params.clients).map(|(n, k)| n * k);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+            c.transport,
+            opt(c.params.clients, |n| n.to_string()),
+            opt(c.params.n, |n| n.to_string()),
+            opt(c.params.payload_bytes, |n| n.to_string()),
+            c.params.repeats.unwrap_or(1),
+            opt(m.msgs_per_s, |v| format!("{v:.0}")),
+            us(m.p50_us),
+            us(m.p90_us),
+            us(m.p99_us),
+            us(m.max_us),
+            opt(ratio, |r| format!("{r:.2}×")),
+            opt(per_call(m.wire_bytes_up, trips), |v| format!("{v:.0}")),
+            opt(per_call(m.wire_bytes_down, trips), |v| format!("{v:.0}")),
+            i.sent,
+            i.received,
+            i.lost,
+            i.duplicated,
+            i.out_of_order,
+            status(c)
+        );
+    }
+    md.push('\n');
 }
 
 fn integrity(md: &mut String, flagged: &[&CaseResult]) {

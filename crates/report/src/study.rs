@@ -7,9 +7,25 @@ pub(crate) const TRANSPORT_ORDER: [&str; 4] = ["ws", "sse", "longpoll", "tcp"];
 /// The web transports the published study compared.
 pub(crate) const WEB: [&str; 3] = ["ws", "sse", "longpoll"];
 
+/// The cases of one scenario, in run order.
+pub(crate) fn scenario_cases<'a>(file: &'a RunFile, scenario: &str) -> Vec<&'a CaseResult> {
+    file.cases
+        .iter()
+        .filter(|c| c.scenario == scenario)
+        .collect()
+}
+
 /// The `push` cases of a run, in run order.
 pub(crate) fn push_cases(file: &RunFile) -> Vec<&CaseResult> {
-    file.cases.iter().filter(|c| c.scenario == "push").collect()
+    scenario_cases(file, "push")
+}
+
+/// The distinct client counts of `cases`, ascending.
+pub(crate) fn client_counts(cases: &[&CaseResult]) -> Vec<u64> {
+    let mut counts: Vec<u64> = cases.iter().filter_map(|c| c.params.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
 }
 
 /// A push case's throughput as a fraction of the tcp floor's under the same flush policy.

@@ -258,3 +258,39 @@ fn push_cases_get_their_own_section_chart_and_floor_ratio() {
         "msgs/s shown, no study floor ratio: {all}"
     );
 }
+
+#[test]
+fn roundtrip_cases_get_a_latency_chart_per_client_count_and_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = RunFile::new(RunInfo {
+        complete: true,
+        ..RunInfo::default()
+    });
+    for (t, p50) in [("ws", 120.0), ("tcp", 100.0)] {
+        let mut c = CaseResult::new("roundtrip", t, "concurrent");
+        c.params.clients = Some(10);
+        c.params.n = Some(50);
+        c.metrics.p50_us = Some(p50);
+        c.metrics.p99_us = Some(p50 * 3.0);
+        c.metrics.wire_bytes_up = Some(500 * 48);
+        c.integrity = Integrity {
+            sent: 500,
+            received: 500,
+            ..Integrity::default()
+        };
+        file.cases.push(c);
+    }
+    file.write(dir.path()).unwrap();
+    let out = render(dir.path()).unwrap();
+    assert!(
+        dir.path().join("charts/roundtrip-c10.png").exists(),
+        "{:?}",
+        out.charts
+    );
+    let md = fs::read_to_string(out.report).unwrap();
+    assert!(md.contains("## Round trip: client to server and back"));
+    assert!(
+        md.contains("| ws | 10 | 50 | — | 1 | — | 120 / — / 360 / — | 1.20× | 48 / — |"),
+        "{md}"
+    );
+}
