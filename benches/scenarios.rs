@@ -1,5 +1,6 @@
 //! `cargo bench`: the published study through criterion (one group per call count, one function
-//! per transport, `Throughput::Elements`) and the push scenario (one group per flush policy),
+//! per transport, `Throughput::Elements`), the push scenario (one group per flush policy) and
+//! the roundtrip scenario (one group per client count),
 //! then the measured runs written as a pushbench result under `results/latest/` with its charts
 //! and REPORT.md.
 //!
@@ -18,15 +19,15 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use pushbench::{Harness, RunWriter};
 use pushbench_core::{
-    Measurement, PushConfig, PushRequest, StudyConfig, StudyGroup, StudyVariant, combine,
-    run_push_case, run_study_case, run_study_group,
+    Measurement, PushConfig, PushRequest, RoundtripConfig, StudyConfig, StudyGroup, StudyVariant,
+    combine, run_push_case, run_roundtrip_case, run_study_case, run_study_group,
 };
 
 /// Every timed run, grouped by case in the order the cases first ran.
 #[derive(Default)]
 struct Runs(Mutex<Vec<(CaseKey, Vec<Measurement>)>>);
 
-/// Scenario, n, variant, flush policy, transport.
+/// Scenario, n, variant, flush policy or client count, transport.
 type CaseKey = (String, u64, String, Option<String>, String);
 
 impl Runs {
@@ -36,7 +37,10 @@ impl Runs {
             c.scenario.clone(),
             c.params.n.unwrap_or(0),
             c.variant.clone(),
-            c.params.flush.clone(),
+            c.params
+                .flush
+                .clone()
+                .or_else(|| c.params.clients.map(|n| format!("clients={n}"))),
             c.transport.clone(),
         );
         let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -74,6 +78,7 @@ fn main() {
     };
     let mut run_config = harness.run_config("study", &config);
     run_config["push"] = serde_json::to_value(PushConfig::default()).unwrap_or_default();
+    run_config["roundtrip"] = serde_json::to_value(RoundtripConfig::default()).unwrap_or_default();
     let mut source = String::from(
         "cargo bench --bench scenarios: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",
@@ -125,6 +130,31 @@ fn main() {
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
                             let m = run_push_case(driver, &target, request, timeout).await;
+                            total += m.elapsed();
+                            runs.record(m);
+                        }
+                        total
+                    });
+            });
+        }
+        bench.finish();
+    }
+    let roundtrip = RoundtripConfig::default();
+    for &clients in &roundtrip.clients {
+        let mut bench = criterion.benchmark_group(format!("roundtrip/clients={clients}"));
+        bench.throughput(Throughput::Elements(clients * roundtrip.round_trips));
+        bench.sampling_mode(SamplingMode::Flat);
+        let (target, config, runs) = (harness.target(), &roundtrip, &runs);
+        for &t in &roundtrip.transports {
+            let Some(driver) = harness.drivers.get(t) else {
+                continue;
+            };
+            bench.bench_function(t.id(), |b| {
+                b.to_async(&harness.runtime)
+                    .iter_custom(|iters| async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let m = run_roundtrip_case(driver, &target, clients, config).await;
                             total += m.elapsed();
                             runs.record(m);
                         }
