@@ -126,17 +126,8 @@ fn main() {
             let Some(driver) = harness.drivers.get(t) else {
                 continue;
             };
-            bench.bench_function(t.id(), |b| {
-                b.to_async(&harness.runtime)
-                    .iter_custom(|iters| async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let m = run_push_case(driver, &target, request, timeout).await;
-                            total += m.elapsed();
-                            runs.record(m);
-                        }
-                        total
-                    });
+            bench_case(&mut bench, t.id(), &harness, runs, async || {
+                vec![run_push_case(driver, &target, request, timeout).await]
             });
         }
         bench.finish();
@@ -151,17 +142,8 @@ fn main() {
             let Some(driver) = harness.drivers.get(t) else {
                 continue;
             };
-            bench.bench_function(t.id(), |b| {
-                b.to_async(&harness.runtime)
-                    .iter_custom(|iters| async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let m = run_roundtrip_case(driver, &target, clients, config).await;
-                            total += m.elapsed();
-                            runs.record(m);
-                        }
-                        total
-                    });
+            bench_case(&mut bench, t.id(), &harness, runs, async || {
+                vec![run_roundtrip_case(driver, &target, clients, config).await]
             });
         }
         bench.finish();
@@ -189,55 +171,61 @@ fn bench_group(
     group: &StudyGroup,
     runs: &Runs,
 ) {
-    let n = group.n;
-    let target = harness.target();
-    let record = |m: Measurement| runs.record(m);
+    let (n, target, timeout) = (group.n, harness.target(), config.call_timeout());
     match group.variant {
         StudyVariant::Sequential => {
             for &t in &group.transports {
                 let Some(driver) = harness.drivers.get(t) else {
                     continue;
                 };
-                bench.bench_function(t.id(), |b| {
-                    b.to_async(&harness.runtime)
-                        .iter_custom(|iters| async move {
-                            let mut total = Duration::ZERO;
-                            for _ in 0..iters {
-                                let m = run_study_case(
-                                    driver,
-                                    &target,
-                                    n,
-                                    config.block_size,
-                                    config.call_timeout(),
-                                    group.variant,
-                                )
-                                .await;
-                                total += m.elapsed();
-                                record(m);
-                            }
-                            total
-                        });
+                bench_case(bench, t.id(), harness, runs, async || {
+                    vec![
+                        run_study_case(
+                            driver,
+                            &target,
+                            n,
+                            config.block_size,
+                            timeout,
+                            group.variant,
+                        )
+                        .await,
+                    ]
                 });
             }
         }
         StudyVariant::AllAtOnce => {
-            bench.bench_function("all-at-once", |b| {
-                b.to_async(&harness.runtime)
-                    .iter_custom(|iters| async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let ms =
-                                run_study_group(&harness.drivers, &target, group, config).await;
-                            total += ms
-                                .iter()
-                                .map(Measurement::elapsed)
-                                .max()
-                                .unwrap_or_default();
-                            ms.into_iter().for_each(record);
-                        }
-                        total
-                    });
+            bench_case(bench, "all-at-once", harness, runs, async || {
+                run_study_group(&harness.drivers, &target, group, config).await
             });
         }
     }
+}
+
+/// One criterion function: every iteration is one runner call, timed as its slowest case
+/// (cases of one call run concurrently), and every case it measured is recorded in `runs`.
+fn bench_case(
+    bench: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    harness: &Harness,
+    runs: &Runs,
+    run: impl AsyncFn() -> Vec<Measurement>,
+) {
+    bench.bench_function(name, |b| {
+        b.to_async(&harness.runtime).iter_custom(|iters| {
+            let run = &run;
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let measured = run().await;
+                    total += measured
+                        .iter()
+                        .map(Measurement::elapsed)
+                        .max()
+                        .unwrap_or_default();
+                    measured.into_iter().for_each(|m| runs.record(m));
+                }
+                total
+            }
+        });
+    });
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use pushbench_schema::{CaseResult, RunFile};
+use pushbench_schema::{CaseResult, Integrity, RunFile};
 
 use crate::charts::fmt_ms;
 use crate::study::{
@@ -36,6 +36,14 @@ fn status(case: &CaseResult) -> String {
     flag_reason(case).map_or_else(
         || "ok".to_owned(),
         |r| format!("**FLAGGED**: {}", r.replace('|', "/")),
+    )
+}
+
+/// Integrity as `sent/received/lost/duplicated/out of order`.
+fn counts(i: &Integrity) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        i.sent, i.received, i.lost, i.duplicated, i.out_of_order
     )
 }
 
@@ -215,7 +223,7 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     };
     let i = &c.integrity;
     format!(
-        "| {} | {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+        "| {} | {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
         c.transport,
         c.variant,
         c.params.repeats.unwrap_or(1),
@@ -230,11 +238,7 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
         )),
         us(m.p50_us),
         us(m.p99_us),
-        i.sent,
-        i.received,
-        i.lost,
-        i.duplicated,
-        i.out_of_order,
+        counts(i),
         status(c)
     )
 }
@@ -396,7 +400,7 @@ fn push(md: &mut String, file: &RunFile, charts: &[String]) {
         let (m, i) = (&c.metrics, &c.integrity);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
             c.transport,
             c.params.flush.as_deref().unwrap_or("—"),
             opt(c.params.n, |n| n.to_string()),
@@ -412,11 +416,7 @@ fn push(md: &mut String, file: &RunFile, charts: &[String]) {
             us(m.p99_us),
             opt(m.server_cpu_s_per_million, |v| format!("{v:.2}")),
             opt(m.client_cpu_s_per_million, |v| format!("{v:.2}")),
-            i.sent,
-            i.received,
-            i.lost,
-            i.duplicated,
-            i.out_of_order,
+            counts(i),
             status(c)
         );
     }
@@ -461,7 +461,7 @@ fn roundtrip(md: &mut String, file: &RunFile, charts: &[String]) {
         let trips = c.params.n.zip(c.params.clients).map(|(n, k)| n * k);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} / {} | {}/{}/{}/{}/{} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} / {} | {} | {} |",
             c.transport,
             opt(c.params.clients, |n| n.to_string()),
             opt(c.params.n, |n| n.to_string()),
@@ -475,11 +475,7 @@ fn roundtrip(md: &mut String, file: &RunFile, charts: &[String]) {
             opt(ratio, |r| format!("{r:.2}×")),
             opt(per_call(m.wire_bytes_up, trips), |v| format!("{v:.0}")),
             opt(per_call(m.wire_bytes_down, trips), |v| format!("{v:.0}")),
-            i.sent,
-            i.received,
-            i.lost,
-            i.duplicated,
-            i.out_of_order,
+            counts(i),
             status(c)
         );
     }
