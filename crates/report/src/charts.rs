@@ -17,8 +17,6 @@ const FLOOR_COLOR: RGBColor = RGBColor(136, 138, 133);
 const FLAG_COLOR: RGBColor = RGBColor(204, 0, 0);
 
 type DrawResult = Result<(), String>;
-/// Picks one figure of a case.
-type MetricOf = fn(&CaseResult) -> Option<f64>;
 
 /// A chart that can draw itself on any plotters backend.
 pub(crate) trait Chart {
@@ -336,34 +334,55 @@ impl Chart for CallsPerSecond<'_> {
     }
 }
 
-/// Per-call latency p50 and p99 per transport at one call count.
-pub(crate) struct Latency<'a> {
+/// One bar of a [`LogBars`] chart.
+#[derive(Debug, Clone)]
+pub(crate) struct Bar {
+    /// Height.
+    pub value: f64,
+    /// False draws the bar in red: the case is flagged.
+    pub ok: bool,
+    /// Text written above the bar.
+    pub text: String,
+}
+
+/// One colour of bars in a [`LogBars`] chart: a bar (or none) per transport.
+#[derive(Debug, Clone)]
+pub(crate) struct BarSeries {
+    /// Legend label.
+    pub label: String,
+    /// One bar per transport, in [`TRANSPORT_ORDER`].
+    pub bars: Vec<Option<Bar>>,
+}
+
+/// Grouped bars per transport on a log scale, up to two series side by side (p50 and p99,
+/// or the two flush policies).
+pub(crate) struct LogBars {
     /// File stem.
     pub name: String,
     /// Chart title.
     pub title: String,
     /// Y axis description.
     pub y_desc: &'static str,
-    /// One case (or none) per transport, in [`TRANSPORT_ORDER`].
-    pub cases: Vec<Option<&'a CaseResult>>,
+    /// The series, drawn left and right of each transport's tick.
+    pub series: Vec<BarSeries>,
 }
 
-impl Chart for Latency<'_> {
+impl Chart for LogBars {
     fn name(&self) -> String {
         self.name.clone()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         root.fill(&WHITE).map_err(err)?;
-        let cases = &self.cases;
-        let values = cases
+        let values = self
+            .series
             .iter()
-            .flatten()
-            .flat_map(|c| [c.metrics.p50_us, c.metrics.p99_us])
-            .flatten();
+            .flat_map(|s| s.bars.iter().flatten())
+            .map(|b| b.value)
+            .filter(|v| *v > 0.0);
         let (min, max) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (lo, hi) = if max > 0.0 {
-            ((min / 2.0).max(0.1), max * 3.0)
+            (min / 3.0, max * 3.0)
         } else {
             (1.0, 10.0)
         };
@@ -371,7 +390,7 @@ impl Chart for Latency<'_> {
             .caption(&self.title, title_style())
             .margin(20)
             .x_label_area_size(50)
-            .y_label_area_size(80)
+            .y_label_area_size(90)
             .build_cartesian_2d(
                 -0.5f64..(TRANSPORT_ORDER.len() as f64 - 0.5),
                 (lo..hi).log_scale(),
@@ -389,138 +408,40 @@ impl Chart for Latency<'_> {
             .axis_desc_style(label_style())
             .draw()
             .map_err(err)?;
-        let percentiles: [(&str, f64, RGBColor, MetricOf); 2] = [
-            ("p50", -0.18, SEQ_COLOR, |c| c.metrics.p50_us),
-            ("p99", 0.18, ALL_COLOR, |c| c.metrics.p99_us),
-        ];
-        for (label, offset, color, get) in percentiles {
-            let bars: Vec<_> = cases
+        let colors = [SEQ_COLOR, ALL_COLOR];
+        for (k, series) in self.series.iter().enumerate().take(2) {
+            let (offset, color) = (if k == 0 { -0.18 } else { 0.18 }, colors[k]);
+            let bars: Vec<(f64, &Bar)> = series
+                .bars
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| Some((i as f64 + offset, get((*c)?)?)))
-                .collect();
-            chart
-                .draw_series(
-                    bars.iter().map(|&(x, v)| {
-                        Rectangle::new([(x - 0.17, lo), (x + 0.17, v)], color.filled())
-                    }),
-                )
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
-                });
-            let style = value_style();
-            chart
-                .draw_series(
-                    bars.iter()
-                        .map(|&(x, v)| Text::new(format!("{v:.0}"), (x, v * 1.05), style.clone())),
-                )
-                .map_err(err)?;
-        }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
-    }
-}
-
-/// Push throughput: messages per second per transport, one bar per flush policy.
-pub(crate) struct PushBars<'a> {
-    pub cases: &'a [&'a CaseResult],
-}
-
-impl Chart for PushBars<'_> {
-    fn name(&self) -> String {
-        "push-msgs-per-s".into()
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        root.fill(&WHITE).map_err(err)?;
-        let find = |t: &str, flush: &str| {
-            self.cases
-                .iter()
-                .copied()
-                .find(|c| c.transport == t && c.params.flush.as_deref() == Some(flush))
-        };
-        let values = self
-            .cases
-            .iter()
-            .filter_map(|c| c.metrics.msgs_per_s)
-            .filter(|v| *v > 0.0);
-        let (min, max) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let (lo, hi) = if max > 0.0 {
-            (min / 3.0, max * 3.0)
-        } else {
-            (1.0, 10.0)
-        };
-        let n = self.cases.first().and_then(|c| c.params.n).unwrap_or(0);
-        let payload = self
-            .cases
-            .first()
-            .and_then(|c| c.params.payload_bytes)
-            .unwrap_or(0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "Push: {n} messages of {payload} B, messages per second (higher is faster)"
-                ),
-                title_style(),
-            )
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
-            .build_cartesian_2d(
-                -0.5f64..(TRANSPORT_ORDER.len() as f64 - 0.5),
-                (lo..hi).log_scale(),
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(TRANSPORT_ORDER.len())
-            .x_label_formatter(&transport_label)
-            .x_desc("transport")
-            .y_desc("messages per second (log scale)")
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .label_style(label_style())
-            .axis_desc_style(label_style())
-            .draw()
-            .map_err(err)?;
-        for (flush, offset, color) in [
-            ("per_message", -0.18, SEQ_COLOR),
-            ("batched", 0.18, ALL_COLOR),
-        ] {
-            let bars: Vec<(f64, f64, bool)> = TRANSPORT_ORDER
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| {
-                    let c = find(t, flush)?;
-                    Some((i as f64 + offset, c.metrics.msgs_per_s?, c.is_ok()))
-                })
+                .filter_map(|(i, b)| Some((i as f64 + offset, b.as_ref()?)))
                 .collect();
             if bars.is_empty() {
                 continue;
             }
             chart
-                .draw_series(bars.iter().map(|&(x, v, ok)| {
-                    let fill = if ok { color } else { FLAG_COLOR };
-                    Rectangle::new([(x - 0.17, lo), (x + 0.17, v.max(lo))], fill.filled())
+                .draw_series(bars.iter().map(|&(x, b)| {
+                    let fill = if b.ok { color } else { FLAG_COLOR };
+                    Rectangle::new([(x - 0.17, lo), (x + 0.17, b.value.max(lo))], fill.filled())
                 }))
                 .map_err(err)?
-                .label(flush)
+                .label(series.label.as_str())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
             chart
-                .draw_series(bars.iter().map(|&(x, v, ok)| {
-                    let text = if ok {
-                        format!("{:.0}k", v / 1000.0)
+                .draw_series(bars.iter().map(|&(x, b)| {
+                    let text = if b.ok {
+                        b.text.clone()
                     } else {
-                        "FLAGGED".to_owned()
+                        format!("{} FLAGGED", b.text)
                     };
-                    Text::new(text, (x, v.max(lo) * 1.08), value_style())
+                    Text::new(text, (x, b.value.max(lo) * 1.08), value_style())
                 }))
                 .map_err(err)?;
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 

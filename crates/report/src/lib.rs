@@ -18,8 +18,9 @@ use std::sync::Once;
 use plotters::style::{FontStyle, register_font as plotters_register_font};
 use pushbench_schema::{RunFile, SchemaError, write_atomic};
 
-use crate::charts::{CallsPerSecond, Chart, ElapsedBars, Latency, PushBars, write_chart};
+use crate::charts::{Bar, BarSeries, CallsPerSecond, Chart, ElapsedBars, LogBars, write_chart};
 use crate::study::StudyView;
+use pushbench_schema::CaseResult;
 
 /// DejaVu Sans (its licence is in `assets/`), so text renders the same on any machine.
 const FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -97,38 +98,37 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         add(&CallsPerSecond { view: &view })?;
     }
     if let Some(&n) = ns.last() {
-        add(&Latency {
-            name: "study-latency".into(),
-            title: format!("Study: per-call latency at {n} calls (lower is faster)"),
-            y_desc: "latency per call (µs, log scale)",
-            cases: study::TRANSPORT_ORDER
+        add(&percentile_bars(
+            "study-latency".into(),
+            format!("Study: per-call latency at {n} calls (lower is faster)"),
+            "latency per call (µs, log scale)",
+            study::TRANSPORT_ORDER
                 .iter()
                 .map(|t| view.case(n, "sequential", t))
                 .collect(),
-        })?;
+        ))?;
     }
     let roundtrip = study::scenario_cases(&file, "roundtrip");
     for clients in study::client_counts(&roundtrip) {
-        add(&Latency {
-            name: format!("roundtrip-c{clients}"),
-            title: format!(
-                "Round trip with {clients} concurrent client(s): latency (lower is faster)"
-            ),
-            y_desc: "round-trip time (µs, log scale)",
-            cases: study::TRANSPORT_ORDER
-                .iter()
-                .map(|t| {
-                    roundtrip
-                        .iter()
-                        .copied()
-                        .find(|c| c.transport == *t && c.params.clients == Some(clients))
-                })
-                .collect(),
-        })?;
+        let per_transport = study::TRANSPORT_ORDER
+            .iter()
+            .map(|t| {
+                roundtrip
+                    .iter()
+                    .copied()
+                    .find(|c| c.transport == *t && c.params.clients == Some(clients))
+            })
+            .collect();
+        add(&percentile_bars(
+            format!("roundtrip-c{clients}"),
+            format!("Round trip with {clients} concurrent client(s): latency (lower is faster)"),
+            "round-trip time (µs, log scale)",
+            per_transport,
+        ))?;
     }
     let push = study::push_cases(&file);
     if !push.is_empty() {
-        add(&PushBars { cases: &push })?;
+        add(&push_bars(&push))?;
     }
     let report = dir.join(REPORT_MD);
     write_atomic(&report, markdown::report(&file, &names).as_bytes()).map_err(|source| {
@@ -138,6 +138,71 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         }
     })?;
     Ok(Rendered { report, charts })
+}
+
+/// p50 and p99 bars of one case (or none) per transport.
+fn percentile_bars(
+    name: String,
+    title: String,
+    y_desc: &'static str,
+    cases: Vec<Option<&CaseResult>>,
+) -> LogBars {
+    let series = |label: &str, get: fn(&CaseResult) -> Option<f64>| BarSeries {
+        label: label.to_owned(),
+        bars: cases
+            .iter()
+            .map(|c| {
+                let c = (*c)?;
+                let value = get(c)?;
+                Some(Bar {
+                    value,
+                    ok: c.is_ok(),
+                    text: format!("{value:.0}"),
+                })
+            })
+            .collect(),
+    };
+    LogBars {
+        name,
+        title,
+        y_desc,
+        series: vec![
+            series("p50", |c| c.metrics.p50_us),
+            series("p99", |c| c.metrics.p99_us),
+        ],
+    }
+}
+
+/// Push throughput: messages per second per transport, one series per flush policy.
+fn push_bars(cases: &[&CaseResult]) -> LogBars {
+    let n = cases.first().and_then(|c| c.params.n).unwrap_or(0);
+    let payload = cases
+        .first()
+        .and_then(|c| c.params.payload_bytes)
+        .unwrap_or(0);
+    let series = |flush: &str| BarSeries {
+        label: flush.to_owned(),
+        bars: study::TRANSPORT_ORDER
+            .iter()
+            .map(|t| {
+                let c = cases
+                    .iter()
+                    .find(|c| c.transport == *t && c.params.flush.as_deref() == Some(flush))?;
+                let value = c.metrics.msgs_per_s?;
+                Some(Bar {
+                    value,
+                    ok: c.is_ok(),
+                    text: format!("{:.0}k", value / 1000.0),
+                })
+            })
+            .collect(),
+    };
+    LogBars {
+        name: "push-msgs-per-s".into(),
+        title: format!("Push: {n} messages of {payload} B, messages per second (higher is faster)"),
+        y_desc: "messages per second (log scale)",
+        series: vec![series("per_message"), series("batched")],
+    }
 }
 
 /// [`Chart`] behind `dyn`, so `render` can treat charts of different kinds alike.
