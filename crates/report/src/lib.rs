@@ -1,10 +1,25 @@
 //! pushbench's report: reads a run directory's `run.json` (never runs anything) and renders
 //! `charts/*.svg` + `charts/*.png` with plotters and a bundled font (no system font libraries),
-//! and `REPORT.md`.
+//! and `REPORT.md`, whose every figure comes from that file.
 //!
-//! ```no_run
-//! let rendered = pushbench_report::render("results/latest".as_ref()).unwrap();
-//! println!("{}", rendered.report.display());
+//! The study charts are `study-n{N}` (elapsed time per transport, like the published bar
+//! chart), `study-calls-per-s` and `study-latency`; later scenarios add their own.
+//!
+//! ```
+//! use pushbench_schema::{CaseResult, RunFile, RunInfo};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut run = RunFile::new(RunInfo { complete: true, ..RunInfo::default() });
+//! let mut ws = CaseResult::new("study", "ws", "sequential");
+//! ws.params.n = Some(100);
+//! ws.metrics.elapsed_ms = Some(12.5);
+//! run.cases.push(ws);
+//! run.write(dir.path()).unwrap();
+//!
+//! let rendered = pushbench_report::render(dir.path()).unwrap();
+//! let report = std::fs::read_to_string(&rendered.report).unwrap();
+//! assert!(report.contains("## Does the published conclusion hold here?"));
+//! assert!(dir.path().join("charts/study-n100.png").exists());
 //! ```
 
 mod charts;
@@ -16,11 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::style::{FontStyle, register_font as plotters_register_font};
-use pushbench_schema::{RunFile, SchemaError, write_atomic};
+use pushbench_schema::{CaseResult, RunFile, SchemaError, write_atomic};
 
 use crate::charts::{Bar, BarSeries, CallsPerSecond, Chart, ElapsedBars, LogBars, write_chart};
 use crate::study::StudyView;
-use pushbench_schema::CaseResult;
 
 /// DejaVu Sans (its licence is in `assets/`), so text renders the same on any machine.
 const FONT_TTF: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -78,57 +92,23 @@ pub enum ReportError {
     },
 }
 
-/// Reads `dir/run.json`, writes `dir/charts/*.svg|png` and `dir/REPORT.md`.
+/// Reads `dir/run.json`, writes `dir/charts/*.svg` + `*.png` and `dir/REPORT.md`. Returns what
+/// it wrote. Missing figures are shown as "—"; only an unreadable run file or an unwritable
+/// directory is an error.
 pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     register_font();
     let file = RunFile::read(dir)?;
     let view = StudyView::new(&file);
+    let all = [
+        study_charts(&view),
+        roundtrip_charts(&file),
+        push_charts(&file),
+    ];
     let mut charts = Vec::new();
     let mut names = Vec::new();
-    let mut add = |chart: &dyn ErasedChart| -> Result<(), ReportError> {
+    for chart in all.iter().flatten() {
         names.push(chart.name());
         charts.extend(chart.write(dir)?);
-        Ok(())
-    };
-    let ns = view.ns();
-    for &n in &ns {
-        add(&ElapsedBars { n, view: &view })?;
-    }
-    if !ns.is_empty() {
-        add(&CallsPerSecond { view: &view })?;
-    }
-    if let Some(&n) = ns.last() {
-        add(&percentile_bars(
-            "study-latency".into(),
-            format!("Study: per-call latency at {n} calls (lower is faster)"),
-            "latency per call (µs, log scale)",
-            study::TRANSPORT_ORDER
-                .iter()
-                .map(|t| view.case(n, "sequential", t))
-                .collect(),
-        ))?;
-    }
-    let roundtrip = study::scenario_cases(&file, "roundtrip");
-    for clients in study::client_counts(&roundtrip) {
-        let per_transport = study::TRANSPORT_ORDER
-            .iter()
-            .map(|t| {
-                roundtrip
-                    .iter()
-                    .copied()
-                    .find(|c| c.transport == *t && c.params.clients == Some(clients))
-            })
-            .collect();
-        add(&percentile_bars(
-            format!("roundtrip-c{clients}"),
-            format!("Round trip with {clients} concurrent client(s): latency (lower is faster)"),
-            "round-trip time (µs, log scale)",
-            per_transport,
-        ))?;
-    }
-    let push = study::push_cases(&file);
-    if !push.is_empty() {
-        add(&push_bars(&push))?;
     }
     let report = dir.join(REPORT_MD);
     write_atomic(&report, markdown::report(&file, &names).as_bytes()).map_err(|source| {
@@ -138,6 +118,69 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         }
     })?;
     Ok(Rendered { report, charts })
+}
+
+/// A chart of any kind, ready to write.
+type BoxedChart<'a> = Box<dyn ErasedChart + 'a>;
+
+/// The `study` charts: elapsed bars per N, calls/s by N, latency at the largest N.
+fn study_charts<'a>(view: &'a StudyView<'a>) -> Vec<BoxedChart<'a>> {
+    let ns = view.ns();
+    let mut charts: Vec<BoxedChart<'a>> = Vec::new();
+    for &n in &ns {
+        charts.push(Box::new(ElapsedBars { n, view }));
+    }
+    if !ns.is_empty() {
+        charts.push(Box::new(CallsPerSecond { view }));
+    }
+    if let Some(&n) = ns.last() {
+        charts.push(Box::new(percentile_bars(
+            "study-latency".into(),
+            format!("Study: per-call latency at {n} calls (lower is faster)"),
+            "latency per call (µs, log scale)",
+            study::TRANSPORT_ORDER
+                .iter()
+                .map(|t| view.case(n, "sequential", t))
+                .collect(),
+        )));
+    }
+    charts
+}
+
+/// The `roundtrip` charts: latency percentiles per transport, one chart per client count.
+fn roundtrip_charts(file: &RunFile) -> Vec<BoxedChart<'static>> {
+    let roundtrip = study::scenario_cases(file, "roundtrip");
+    study::client_counts(&roundtrip)
+        .into_iter()
+        .map(|clients| -> BoxedChart<'static> {
+            let per_transport = study::TRANSPORT_ORDER
+                .iter()
+                .map(|t| {
+                    roundtrip
+                        .iter()
+                        .copied()
+                        .find(|c| c.transport == *t && c.params.clients == Some(clients))
+                })
+                .collect();
+            Box::new(percentile_bars(
+                format!("roundtrip-c{clients}"),
+                format!(
+                    "Round trip with {clients} concurrent client(s): latency (lower is faster)"
+                ),
+                "round-trip time (µs, log scale)",
+                per_transport,
+            ))
+        })
+        .collect()
+}
+
+/// The `push` chart: messages per second per transport and flush policy.
+fn push_charts(file: &RunFile) -> Vec<BoxedChart<'static>> {
+    let push = study::push_cases(file);
+    if push.is_empty() {
+        return Vec::new();
+    }
+    vec![Box::new(push_bars(&push))]
 }
 
 /// p50 and p99 bars of one case (or none) per transport.

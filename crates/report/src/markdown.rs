@@ -110,29 +110,73 @@ pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
     md
 }
 
+/// A JSON number or array of numbers as `a, b, c`; `None` when absent.
+fn json_list(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Array(items) if !items.is_empty() => Some(
+            items
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn our_method(md: &mut String, file: &RunFile) {
     let config = &file.run.config;
     md.push_str("## Our method\n\n");
     let server = &config["server"];
+    let threads = |v: &serde_json::Value| {
+        v.as_u64()
+            .map_or_else(|| "an unrecorded number of".to_owned(), |t| t.to_string())
+    };
+    let nodelay = match config["tcp_nodelay"].as_bool() {
+        Some(false) => "TCP_NODELAY **off** (as configured)",
+        _ => "TCP_NODELAY on every socket, both sides",
+    };
     let _ = writeln!(
         md,
-        "- Server: {} with {} runtime thread(s); clients on a separate runtime with {} thread(s). \
-         TCP_NODELAY on every socket, both sides; flush policy `{}`.",
+        "- Server: {} on its own runtime with {} thread(s); clients on a separate runtime with {} thread(s). \
+         {nodelay}; flush policy `{}`.",
         server["kind"].as_str().unwrap_or("in-process axum"),
-        server["threads"]
-            .as_u64()
-            .map_or("?".into(), |t| t.to_string()),
-        config["client_threads"]
-            .as_u64()
-            .map_or("?".into(), |t| t.to_string()),
-        config["flush"].as_str().unwrap_or("per_message"),
+        threads(&server["threads"]),
+        threads(&config["client_threads"]),
+        config["flush"].as_str().unwrap_or("not recorded"),
     );
     let study = &config["study"];
-    if study.is_object() {
+    let view = StudyView::new(file);
+    if !view.is_empty() {
+        let calls = json_list(&study["calls"]).unwrap_or_else(|| {
+            let ns: Vec<String> = view.ns().iter().map(u64::to_string).collect();
+            ns.join(", ")
+        });
+        let blocks = json_list(&study["block_size"]).unwrap_or_else(|| {
+            let mut sizes: Vec<u64> = file
+                .cases
+                .iter()
+                .filter(|c| c.scenario == "study")
+                .filter_map(|c| c.params.block_size)
+                .collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
+            if sizes.is_empty() {
+                "not recorded".to_owned()
+            } else {
+                sizes.join(", ")
+            }
+        });
+        let timeout = study["call_timeout_ms"]
+            .as_u64()
+            .map_or_else(String::new, |t| {
+                format!("; a reply not received within {t} ms is counted lost")
+            });
         let _ = writeln!(
             md,
-            "- Calls per case: {}; block size {}; a reply not received within {} ms is counted lost.",
-            study["calls"], study["block_size"], study["call_timeout_ms"]
+            "- Study: N = {calls} sequential calls per case; block size {blocks}{timeout}."
         );
     }
     let runs: Vec<u64> = file
@@ -280,98 +324,254 @@ fn results(md: &mut String, view: &StudyView<'_>, charts: &[String]) {
     }
 }
 
-fn conclusion(md: &mut String, view: &StudyView<'_>) {
-    md.push_str("## Does the published conclusion hold here?\n\n");
-    let mut held = Vec::new();
-    let mut failed = Vec::new();
-    let mut incomplete = Vec::new();
-    for n in view.ns() {
-        let mut ranked: Vec<(&str, f64)> = WEB
-            .iter()
-            .filter_map(|t| {
-                let c = view.case(n, "sequential", t).filter(|c| c.is_ok())?;
-                Some((*t, c.metrics.elapsed_ms?))
-            })
-            .collect();
-        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let order = ranked
-            .iter()
-            .map(|(t, v)| format!("{t} {} ms", fmt_ms(*v)))
-            .collect::<Vec<_>>()
-            .join(" < ");
-        if ranked.len() < WEB.len() {
-            incomplete.push(n);
-            let _ = writeln!(
-                md,
-                "- N={n}: {order}: incomplete comparison (a web transport is missing or flagged at this N)."
-            );
-        } else if ranked[0].0 == "ws" {
-            held.push(n);
-            let _ = writeln!(md, "- N={n}: {order}: WebSockets fastest, as published.");
-        } else {
-            failed.push(n);
-            let _ = writeln!(
-                md,
-                "- N={n}: {order}: {} fastest; the published conclusion does **not** hold at this N.",
-                ranked[0].0
+/// Where the published ordering (WebSockets fastest) stands at one N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Held,
+    Failed,
+    Tied,
+    Incomplete,
+}
+
+/// One N's ranking sentence, its verdict, and whether the two fastest overlap across runs;
+/// computed from the sequential cases.
+fn ranking(view: &StudyView<'_>, n: u64) -> (String, Verdict, bool) {
+    let mut ranked: Vec<(&str, &CaseResult, f64)> = Vec::new();
+    let mut gaps = Vec::new();
+    for t in WEB {
+        match view.case(n, "sequential", t) {
+            None => gaps.push(format!("{t} not measured")),
+            Some(c) if !c.is_ok() => gaps.push(format!("{t} flagged")),
+            Some(c) => match c.metrics.elapsed_ms {
+                Some(ms) => ranked.push((t, c, ms)),
+                None => gaps.push(format!("{t} has no elapsed time")),
+            },
+        }
+    }
+    ranked.sort_by(|a, b| a.2.total_cmp(&b.2));
+    let order = ranked
+        .iter()
+        .map(|(t, _, ms)| format!("{t} {} ms", fmt_ms(*ms)))
+        .collect::<Vec<_>>()
+        .join(" < ");
+    let order = if order.is_empty() {
+        "no clean web transport".to_owned()
+    } else {
+        order
+    };
+    if !gaps.is_empty() {
+        let text = format!(
+            "N={n}: {order}: incomplete comparison ({}), so the published ordering cannot be checked at this N.",
+            gaps.join(", ")
+        );
+        return (text, Verdict::Incomplete, false);
+    }
+    let (first, second) = (&ranked[0], &ranked[1]);
+    if fmt_ms(first.2) == fmt_ms(second.2) {
+        let text = format!(
+            "N={n}: {order}: {} and {} tie at this precision; the published ordering is neither confirmed nor contradicted.",
+            first.0, second.0
+        );
+        return (text, Verdict::Tied, false);
+    }
+    let (mut text, verdict) = if first.0 == "ws" {
+        (
+            format!("N={n}: {order}: WebSockets fastest, as published."),
+            Verdict::Held,
+        )
+    } else {
+        (
+            format!(
+                "N={n}: {order}: {} fastest; the published conclusion does **not** hold at this N.",
+                first.0
+            ),
+            Verdict::Failed,
+        )
+    };
+    // The runs' spread says how firm a median ordering is on a noisy machine.
+    let mut overlap = false;
+    if let (Some(hi), Some(lo)) = (
+        first.1.metrics.elapsed_max_ms,
+        second.1.metrics.elapsed_min_ms,
+    ) {
+        if hi > lo {
+            overlap = true;
+            let _ = write!(
+                text,
+                " The two fastest overlap across runs ({} up to {} ms, {} from {} ms).",
+                first.0,
+                fmt_ms(hi),
+                second.0,
+                fmt_ms(lo)
             );
         }
     }
-    md.push_str("\nWhy, in measured terms (sequential cases):\n\n");
-    for n in view.ns() {
-        let mut parts = Vec::new();
-        for t in TRANSPORT_ORDER {
-            let Some(c) = view.case(n, "sequential", t) else {
-                continue;
-            };
-            let up = per_call(c.metrics.wire_bytes_up, c.params.n);
-            let ratio = view.ratio_to_floor(c);
-            parts.push(format!(
-                "{t} sends {} B up per call{}",
-                opt(up, |v| format!("{v:.0}")),
-                if t == "tcp" {
-                    " (the floor)".to_owned()
-                } else {
-                    opt(ratio, |r| format!(" and takes {r:.2}× the floor's time"))
-                }
-            ));
+    (text, verdict, overlap)
+}
+
+/// The web transports of one N ordered by `key`, clean cases with a value only.
+fn order_by(
+    view: &StudyView<'_>,
+    n: u64,
+    key: impl Fn(&CaseResult) -> Option<f64>,
+) -> Vec<&'static str> {
+    let mut values: Vec<(&str, f64)> = WEB
+        .iter()
+        .filter_map(|t| {
+            let c = view.case(n, "sequential", t).filter(|c| c.is_ok())?;
+            Some((*t, key(c)?))
+        })
+        .collect();
+    values.sort_by(|a, b| a.1.total_cmp(&b.1));
+    values.into_iter().map(|(t, _)| t).collect()
+}
+
+/// Upstream wire bytes per call of a case.
+fn up_per_call(c: &CaseResult) -> Option<f64> {
+    per_call(c.metrics.wire_bytes_up, c.params.n)
+}
+
+/// One N's measured explanation: bytes up per call, ratio to the floor, and whether the
+/// order by bytes matches the order by time.
+fn explanation(view: &StudyView<'_>, n: u64) -> Option<String> {
+    let mut parts = Vec::new();
+    let ws_up = view.case(n, "sequential", "ws").and_then(up_per_call);
+    for t in TRANSPORT_ORDER {
+        let Some(c) = view.case(n, "sequential", t) else {
+            continue;
+        };
+        let up = up_per_call(c);
+        let mut part = format!("{t} {} B up per call", opt(up, |v| format!("{v:.0}")));
+        match (t, up, ws_up) {
+            ("ws" | "tcp", _, _) => {}
+            (_, Some(up), Some(ws)) if ws > 0.0 => {
+                let _ = write!(part, " ({:.1}× ws)", up / ws);
+            }
+            _ => {}
         }
-        if !parts.is_empty() {
-            let _ = writeln!(md, "- N={n}: {}.", parts.join("; "));
+        if t == "tcp" {
+            part.push_str(", the floor");
+        } else {
+            part.push_str(&opt(view.ratio_to_floor(c), |r| {
+                format!(", {r:.2}× the floor's time")
+            }));
+        }
+        if !c.is_ok() {
+            part.push_str(" (FLAGGED)");
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut line = format!("- N={n}: {}.", parts.join("; "));
+    let by_bytes = order_by(view, n, up_per_call);
+    let by_time = order_by(view, n, |c| c.metrics.elapsed_ms);
+    if by_bytes.len() >= 2 && by_bytes.len() == by_time.len() {
+        if by_bytes == by_time {
+            let _ = write!(
+                line,
+                " Fewer bytes up went with less time: {}.",
+                by_time.join(" < ")
+            );
+        } else {
+            let _ = write!(
+                line,
+                " Bytes up alone do not explain the order: by bytes {}, by time {}.",
+                by_bytes.join(" < "),
+                by_time.join(" < ")
+            );
+        }
+    }
+    Some(line)
+}
+
+fn conclusion(md: &mut String, view: &StudyView<'_>) {
+    md.push_str(
+        "## Does the published conclusion hold here?\n\n\
+         The published result is an ordering, WebSockets fastest, so that is what is checked: for each N, the \
+         three web transports ranked by elapsed time (sequential variant, median run, connect included).\n\n",
+    );
+    let mut verdicts: Vec<(u64, Verdict)> = Vec::new();
+    let mut overlaps = Vec::new();
+    for n in view.ns() {
+        let (text, verdict, overlap) = ranking(view, n);
+        let _ = writeln!(md, "- {text}");
+        verdicts.push((n, verdict));
+        if overlap {
+            overlaps.push(n);
         }
     }
     md.push_str(
-        "\nA WebSocket call is one small frame each way on a connection that is already open. SSE and long polling \
-         must send every call upstream as a separate HTTP POST (request line, headers, and a 202 response to read) \
-         before the reply can come down the stream or the poll, so each call costs an extra HTTP exchange; the \
-         upstream bytes per call above show that cost directly, and the ratio to the raw-TCP floor shows how much \
-         of each transport's time is protocol rather than the work itself.\n\n",
+        "\nWhy, in measured terms (sequential cases; bytes are counted at the client's sockets, headers and \
+         framing included):\n\n",
     );
+    for n in view.ns() {
+        if let Some(line) = explanation(view, n) {
+            let _ = writeln!(md, "{line}");
+        }
+    }
+    md.push_str(
+        "\nWhat the bytes stand for: a WebSocket call is one frame on a connection that is already open. With SSE \
+         and long polling every call is a separate HTTP POST, so each call carries a request line and headers and \
+         gets an HTTP response of its own, besides the reply that comes down the stream or the poll. The tcp floor \
+         carries the same call with a 4-byte prefix only, so a transport's ratio to it is what its protocol costs \
+         over the bare exchange on this machine.\n\n",
+    );
+    let with = |v: Verdict| -> Vec<u64> {
+        verdicts
+            .iter()
+            .filter(|(_, x)| *x == v)
+            .map(|(n, _)| *n)
+            .collect()
+    };
     let list = |ns: &[u64]| {
         ns.iter()
             .map(|n| format!("N={n}"))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let summary = if failed.is_empty() && incomplete.is_empty() && !held.is_empty() {
+    let (held, failed, tied, incomplete) = (
+        with(Verdict::Held),
+        with(Verdict::Failed),
+        with(Verdict::Tied),
+        with(Verdict::Incomplete),
+    );
+    let summary = if held.len() == verdicts.len() && !held.is_empty() {
         format!(
             "**Summary:** the published ordering (WebSockets fastest) held at every N measured here ({}).",
             list(&held)
         )
     } else {
-        let mut s = String::from("**Summary:** ");
+        let mut s = String::from("**Summary:** the published ordering did not hold at every N. ");
         if !held.is_empty() {
             let _ = write!(s, "WebSockets were fastest at {}. ", list(&held));
         }
         if !failed.is_empty() {
             let _ = write!(s, "They were not at {}. ", list(&failed));
         }
+        if !tied.is_empty() {
+            let _ = write!(s, "They tied for fastest at {}. ", list(&tied));
+        }
         if !incomplete.is_empty() {
-            let _ = write!(s, "The comparison is incomplete at {}.", list(&incomplete));
+            let _ = write!(
+                s,
+                "The comparison is incomplete at {} (a web transport is missing or flagged).",
+                list(&incomplete)
+            );
         }
         s
     };
-    let _ = writeln!(md, "{}\n", summary.trim_end());
+    let mut summary = summary.trim_end().to_owned();
+    if !overlaps.is_empty() {
+        let _ = write!(
+            summary,
+            " The ranking is by median run: at {} the two fastest overlap across runs, so some runs of \
+             the runner-up beat some runs of the fastest.",
+            list(&overlaps)
+        );
+    }
+    let _ = writeln!(md, "{summary}\n");
 }
 
 fn push(md: &mut String, file: &RunFile, charts: &[String]) {
