@@ -146,6 +146,12 @@ pub struct Params {
     /// How many times the case ran; metrics are the median run, counts are summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u64>,
+    /// Interval between broadcasts (fan-out), microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_us: Option<u64>,
+    /// Driver processes the clients ran in (1 = in-process with the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -205,6 +211,12 @@ pub struct Metrics {
     /// Largest latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_us: Option<f64>,
+    /// Connections opened per second until all were live (connection ramp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conns_per_s: Option<f64>,
+    /// Bytes read from the wire per payload byte delivered (framing and encoding overhead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_per_payload_byte: Option<f64>,
 }
 
 /// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
@@ -391,6 +403,10 @@ pub struct CsvRow {
     pub rate: Option<u64>,
     /// See [`Params::repeats`].
     pub repeats: Option<u64>,
+    /// See [`Params::interval_us`].
+    pub interval_us: Option<u64>,
+    /// See [`Params::processes`].
+    pub processes: Option<u64>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -421,6 +437,10 @@ pub struct CsvRow {
     pub p999_us: Option<f64>,
     /// See [`Metrics::max_us`].
     pub max_us: Option<f64>,
+    /// See [`Metrics::conns_per_s`].
+    pub conns_per_s: Option<f64>,
+    /// See [`Metrics::wire_per_payload_byte`].
+    pub wire_per_payload_byte: Option<f64>,
     /// See [`Integrity::sent`].
     pub sent: u64,
     /// See [`Integrity::received`].
@@ -461,6 +481,8 @@ impl CsvRow {
             payload_bytes: p.payload_bytes,
             rate: p.rate,
             repeats: p.repeats,
+            interval_us: p.interval_us,
+            processes: p.processes,
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,
@@ -476,6 +498,8 @@ impl CsvRow {
             p99_us: m.p99_us,
             p999_us: m.p999_us,
             max_us: m.max_us,
+            conns_per_s: m.conns_per_s,
+            wire_per_payload_byte: m.wire_per_payload_byte,
             sent: i.sent,
             received: i.received,
             lost: i.lost,
