@@ -1,8 +1,15 @@
 //! `cargo bench`: the published study through criterion (one group per call count, one function
-//! per transport, `Throughput::Elements`), the push scenario (one group per flush policy) and
-//! the roundtrip scenario (one group per client count),
-//! then the measured runs written as a pushbench result under `results/latest/` with its charts
-//! and REPORT.md.
+//! per transport, `Throughput::Elements`), the push scenario (one group per flush policy), the
+//! roundtrip scenario (one group per client count), connect (sequential connections and a
+//! ramp) and payload (one group per size and kind, `Throughput::Bytes`); then `latency` and
+//! `fanout` through the runner alone, and every measured run written as a pushbench result
+//! under `results/latest/` with its charts and REPORT.md.
+//!
+//! Latency and fan-out are not criterion functions: the server paces them (a fixed rate, a
+//! broadcast every interval), so their wall time is set by the schedule and criterion's
+//! estimate would only restate it; their figures are latency distributions from the scheduled
+//! send time, which the runner measures. They run once each, with their default configuration
+//! (fan-out to 10 000 clients in driver processes of this build's `pushbench` binary).
 //!
 //! Every iteration criterion times is one whole study case from the shared runner (connect
 //! included, clock stopped at the last reply); the same runs are combined into the result file,
@@ -21,18 +28,20 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use pushbench::{Harness, RunWriter};
+use pushbench::{Harness, Plan, RunWriter};
 use pushbench_core::{
-    Measurement, PushConfig, PushRequest, RoundtripConfig, StudyConfig, StudyGroup, StudyVariant,
-    combine, run_push_case, run_roundtrip_case, run_study_case, run_study_group,
+    ConnectConfig, DriverSet, FanoutConfig, Flush, LatencyConfig, Measurement, PayloadConfig,
+    PushConfig, PushRequest, RoundtripConfig, RunEvent, StudyConfig, StudyGroup, StudyVariant,
+    Target, combine, run_connect, run_push_case, run_roundtrip_case, run_study_case,
+    run_study_group,
 };
 
 /// Every timed run, grouped by case in the order the cases first ran.
 #[derive(Default)]
 struct Runs(Mutex<Vec<(CaseKey, Vec<Measurement>)>>);
 
-/// Scenario, n, variant, flush policy or client count, transport.
-type CaseKey = (String, u64, String, Option<String>, String);
+/// Scenario, n, variant, flush policy or client count, payload bytes, transport.
+type CaseKey = (String, u64, String, Option<String>, Option<u64>, String);
 
 impl Runs {
     fn record(&self, m: Measurement) {
@@ -45,6 +54,7 @@ impl Runs {
                 .flush
                 .clone()
                 .or_else(|| c.params.clients.map(|n| format!("clients={n}"))),
+            c.params.payload_bytes,
             c.transport.clone(),
         );
         let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,7 +80,19 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let config = StudyConfig::default();
-    let harness = Harness::start().expect("start the in-process server");
+    let mut harness = Harness::start().expect("start the in-process server");
+    // Fan-out beyond one process runs driver processes of the pushbench binary of this build.
+    harness.driver_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_pushbench")));
+    let (latency, fanout) = if test_mode {
+        (LatencyConfig::quick(), FanoutConfig::quick())
+    } else {
+        (LatencyConfig::default(), FanoutConfig::default())
+    };
+    let connect = ConnectConfig {
+        connections: 100,
+        ..ConnectConfig::default()
+    };
+    let payload = PayloadConfig::bench();
     let runs = Runs::default();
 
     let out = match std::env::var_os("PUSHBENCH_OUT") {
@@ -83,6 +105,10 @@ fn main() {
     let mut run_config = harness.run_config("study", &config);
     run_config["push"] = serde_json::to_value(PushConfig::default()).unwrap_or_default();
     run_config["roundtrip"] = serde_json::to_value(RoundtripConfig::default()).unwrap_or_default();
+    run_config["connect"] = serde_json::to_value(&connect).unwrap_or_default();
+    run_config["payload"] = serde_json::to_value(&payload).unwrap_or_default();
+    run_config["latency"] = serde_json::to_value(&latency).unwrap_or_default();
+    run_config["fanout"] = serde_json::to_value(&fanout).unwrap_or_default();
     let mut source = String::from(
         "cargo bench --bench scenarios: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",
@@ -120,6 +146,7 @@ fn main() {
             n: push.messages,
             payload: push.payload_bytes,
             flush: *flush,
+            binary: false,
         };
         let (target, timeout, runs) = (harness.target(), push.timeout(), &runs);
         for &t in &push.transports {
@@ -148,10 +175,30 @@ fn main() {
         }
         bench.finish();
     }
+    bench_connect(&mut criterion, &harness, &connect, &runs);
+    bench_payload(&mut criterion, &harness, &payload, &runs);
     criterion.final_summary();
 
     for case in runs.into_cases() {
         writer.push(case).expect("write results");
+    }
+    // Paced scenarios: once each through the runner (see the crate docs).
+    for plan in [Plan::Latency(latency), Plan::Fanout(fanout)] {
+        println!(
+            "pushbench: {} (expected about {:?})",
+            plan.id(),
+            plan.expected()
+        );
+        let offset = writer.file().cases.len();
+        let mut on_event = |event: RunEvent<'_>| match event {
+            RunEvent::GroupStarted { label, .. } => println!("pushbench: {label}"),
+            RunEvent::CaseMeasured { index, case } => {
+                writer
+                    .set(offset + index, case.clone())
+                    .expect("write results");
+            }
+        };
+        harness.runtime.block_on(plan.run(&harness, &mut on_event));
     }
     let file = writer.finish().expect("write results");
     let rendered = pushbench_report::render(&out).expect("render the report");
@@ -161,6 +208,123 @@ fn main() {
         rendered.report.display(),
         rendered.charts.len()
     );
+}
+
+/// Criterion's minimum for the groups below: 10 samples of one iteration each, after one
+/// warm-up iteration, so every case is measured about ten times whatever it costs.
+fn minimal(bench: &mut BenchmarkGroup<'_, WallTime>) {
+    bench.sampling_mode(SamplingMode::Flat);
+    bench.warm_up_time(Duration::from_millis(1));
+    bench.measurement_time(Duration::from_millis(10));
+}
+
+/// `connect/first-message` (sequential connections) and `connect/ramp=C`: every iteration is
+/// one connect case of the runner.
+fn bench_connect(
+    criterion: &mut Criterion,
+    harness: &Harness,
+    config: &ConnectConfig,
+    runs: &Runs,
+) {
+    let groups = std::iter::once(("first-message".to_owned(), None))
+        .chain(config.ramp.iter().map(|&c| (format!("ramp={c}"), Some(c))));
+    for (name, ramp) in groups {
+        let mut bench = criterion.benchmark_group(format!("connect/{name}"));
+        minimal(&mut bench);
+        bench.throughput(Throughput::Elements(ramp.unwrap_or(config.connections)));
+        for &t in &config.transports {
+            let one = ConnectConfig {
+                ramp: ramp.into_iter().collect(),
+                transports: vec![t],
+                ..config.clone()
+            };
+            let (drivers, target) = (&harness.drivers, harness.target());
+            bench_case(&mut bench, t.id(), harness, runs, async || {
+                connect_runs(&one, drivers, &target, ramp.is_some()).await
+            });
+        }
+        bench.finish();
+    }
+}
+
+/// The measurements of one connect group: the sequential connections, or the ramp.
+async fn connect_runs(
+    config: &ConnectConfig,
+    drivers: &DriverSet,
+    target: &Target,
+    ramp: bool,
+) -> Vec<Measurement> {
+    let mut measured = Vec::new();
+    let mut keep = |event: RunEvent<'_>| {
+        if let RunEvent::CaseMeasured { case, .. } = event {
+            if (case.variant == "ramp") == ramp {
+                measured.push(case.clone());
+            }
+        }
+    };
+    let only = ConnectConfig {
+        ramp: if ramp {
+            config.ramp.clone()
+        } else {
+            Vec::new()
+        },
+        connections: if ramp { 1 } else { config.connections },
+        ..config.clone()
+    };
+    run_connect(&only, drivers, target, &mut keep).await;
+    measured
+        .into_iter()
+        .map(|case| {
+            let latency = case
+                .histogram
+                .as_deref()
+                .and_then(|h| pushbench_core::LatencyHistogram::from_base64(h).ok())
+                .unwrap_or_default();
+            Measurement { case, latency }
+        })
+        .collect()
+}
+
+/// `payload/{size}-{kind}`: every iteration is one push of the payload scenario's size.
+fn bench_payload(
+    criterion: &mut Criterion,
+    harness: &Harness,
+    config: &PayloadConfig,
+    runs: &Runs,
+) {
+    let kinds: &[bool] = if config.binary {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &size in &config.sizes {
+        for &binary in kinds {
+            let kind = if binary { "binary" } else { "text" };
+            let mut bench = criterion.benchmark_group(format!("payload/{size}-{kind}"));
+            minimal(&mut bench);
+            let n = config.messages(size);
+            bench.throughput(Throughput::Bytes(n * size as u64));
+            let request = PushRequest {
+                n,
+                payload: size,
+                flush: Flush::Batched,
+                binary,
+            };
+            let timeout = Duration::from_millis(config.timeout_ms);
+            let target = harness.target();
+            for &t in &config.transports {
+                let Some(driver) = harness.drivers.get(t) else {
+                    continue;
+                };
+                bench_case(&mut bench, t.id(), harness, runs, async || {
+                    let mut m = run_push_case(driver, &target, request, timeout).await;
+                    pushbench_core::runner::as_payload_case(&mut m, kind);
+                    vec![m]
+                });
+            }
+            bench.finish();
+        }
+    }
 }
 
 /// One criterion function per transport (sequential), or one for the concurrent group.

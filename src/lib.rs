@@ -18,6 +18,8 @@
 //! writer.finish().unwrap();
 //! ```
 
+mod plan;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use pushbench_schema::{CaseResult, RunFile, SchemaError};
 use pushbench_server::{RunningServer, ServerConfig};
 use tokio::runtime::Runtime;
 
+pub use plan::{Plan, default_driver_exe};
 pub use pushbench_core as core;
 pub use pushbench_report as report;
 pub use pushbench_schema as schema;
@@ -58,6 +61,8 @@ pub struct Harness {
     pub runtime: Runtime,
     /// The drivers.
     pub drivers: DriverSet,
+    /// The pushbench executable fan-out starts as driver processes (see [`default_driver_exe`]).
+    pub driver_exe: Option<PathBuf>,
 }
 
 impl Harness {
@@ -75,6 +80,7 @@ impl Harness {
             server_config,
             runtime,
             drivers: drivers(),
+            driver_exe: default_driver_exe(),
         })
     }
 
@@ -101,10 +107,21 @@ impl Harness {
                 "sse": "GET /sse kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
                 "longpoll": "GET /poll?session=ID kept outstanding on one connection (replies one per line); each call a POST /rpc?session=ID on a second connection",
                 "tcp": "raw TCP floor: 4-byte big-endian length prefix, then the call; the reply framed the same way",
+                "subscribers": "latency, fanout and connect clients subscribe on one connection each: GET /ws?topic=T, GET /sse?topic=T, GET /poll?topic=T (then polls on the same connection), tcp {\"op\":\"subscribe\"} frame; the first server message acknowledges; POST /broadcast starts a paced broadcast stamped with scheduled send times",
             },
+            "clock": "CLOCK_MONOTONIC of the host (latency across processes on one host)",
         });
         value[scenario] = serde_json::to_value(config).unwrap_or_default();
-        if scenario == "study" {
+        if scenario == "all" {
+            // `config` maps each scenario id to its configuration: lift them to the top level.
+            if let Some(map) = value["all"].as_object().cloned() {
+                for (id, config) in map {
+                    value[id] = config;
+                }
+            }
+            value.as_object_mut().map(|o| o.remove("all"));
+        }
+        if scenario == "study" || scenario == "all" {
             // Study replies are single messages: each is written and flushed on its own.
             value["flush"] = serde_json::json!("per_message");
         }
@@ -185,6 +202,16 @@ impl RunWriter {
 /// What tells a case from its neighbours in a table: the flush policy, the client count, or the
 /// variant.
 fn variant_label(case: &CaseResult) -> String {
+    if case.scenario == "payload" {
+        return format!(
+            "{} B {}",
+            case.params.payload_bytes.unwrap_or(0),
+            case.variant
+        );
+    }
+    if case.scenario == "connect" && case.variant == "first-message" {
+        return case.variant.clone();
+    }
     match (&case.params.flush, case.params.clients) {
         (Some(flush), _) => flush.clone(),
         (None, Some(clients)) => format!("{clients} clients"),
@@ -195,7 +222,7 @@ fn variant_label(case: &CaseResult) -> String {
 /// A plain-text table of the cases, for the terminal.
 pub fn summary_table(file: &RunFile) -> String {
     let mut out = format!(
-        "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+        "{:<9} {:<16} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
         "transport",
         "variant",
         "n",
@@ -219,12 +246,12 @@ pub fn summary_table(file: &RunFile) -> String {
             (None, true) => "ok".to_owned(),
         };
         out.push_str(&format!(
-            "{:<9} {:<12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+            "{:<9} {:<16} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
             case.transport,
             variant_label(case),
             case.params.n.map_or_else(|| "-".into(), |n| n.to_string()),
             num(m.elapsed_ms, 1),
-            num(m.calls_per_s.or(m.msgs_per_s), 0),
+            num(m.calls_per_s.or(m.msgs_per_s).or(m.conns_per_s), 0),
             num(m.p50_us, 0),
             num(m.p99_us, 0),
             format!("{}/{}", i.received, i.sent),

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pushbench::{Harness, RunWriter, summary_table};
-use pushbench_core::{
-    CATALOGUE, Flush, PushConfig, RoundtripConfig, RunEvent, StudyConfig, Transport, scenario,
-};
+use pushbench::{Harness, Plan, RunWriter, summary_table};
+use pushbench_core::{CATALOGUE, Flush, RunEvent, Transport, scenario};
+use pushbench_schema::RunFile;
+
+mod distributed;
 
 /// WebSockets or Server-Sent Events? Measures both (plus long polling and a raw-TCP floor)
 /// on an in-process server and writes results a report can be regenerated from.
@@ -18,7 +19,7 @@ use pushbench_core::{
     name = "pushbench",
     version,
     about,
-    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench list                             # the scenarios"
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench list                             # the scenarios"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,30 +37,35 @@ enum Command {
     },
     /// List the scenarios.
     List,
+    /// Run the server alone until Ctrl-C (for `drive` processes or another client).
+    Serve(distributed::ServeArgs),
+    /// Run broadcast clients (latency, fanout) against a server in another process; several
+    /// at once combine with `merge`.
+    Drive(distributed::DriveArgs),
+    /// Combine run directories losslessly: histograms merged, counts summed.
+    Merge(distributed::MergeArgs),
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Scenario id (see `pushbench list`).
+    /// Scenario id (see `pushbench list`), or `all` for every scenario in one run.
     scenario: String,
-    /// Reduced set that runs in seconds (study: 100 and 1000 calls; push: 10 000 messages;
-    /// roundtrip: 50 round trips per client; one repeat).
+    /// Reduced set that runs in seconds (`run all --quick`: every scenario in about 2 minutes).
     #[arg(long)]
     quick: bool,
     /// Output directory [default: results/<date>-<host>-<scenario>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Transports to measure, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "LIST",
-        default_value = "ws,sse,longpoll,tcp"
-    )]
-    transports: Vec<Transport>,
-    /// Runs per case; the median is reported with the range [default: 3; --quick: 1].
+    /// Transports to measure, comma-separated [default: ws,sse,longpoll,tcp].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    transports: Option<Vec<Transport>>,
+    /// Runs per case; the median is reported with the range [default: study, push, roundtrip
+    /// 3; others 1; --quick: 1].
     #[arg(long)]
     repeats: Option<u32>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
     /// study: call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
     #[arg(
         long,
@@ -68,45 +74,153 @@ struct RunArgs {
         help_heading = "Study"
     )]
     calls: Option<Vec<u64>>,
-    /// study: characters of random data per reply.
-    #[arg(long, default_value_t = 1000, help_heading = "Study")]
-    block_size: usize,
-    /// study: milliseconds to wait for one reply before counting it lost.
-    #[arg(long, default_value_t = 10_000, help_heading = "Study")]
-    call_timeout_ms: u64,
+    /// study: characters of random data per reply [default: 1000].
+    #[arg(long, help_heading = "Study")]
+    block_size: Option<usize>,
+    /// study: milliseconds to wait for one reply before counting it lost [default: 10000].
+    #[arg(long, help_heading = "Study")]
+    call_timeout_ms: Option<u64>,
     /// study: skip the all-at-once variant (web transports concurrently).
     #[arg(long, help_heading = "Study")]
     no_all_at_once: bool,
     /// push: messages per case [default: 100000; --quick: 10000].
     #[arg(long, help_heading = "Push")]
     messages: Option<u64>,
-    /// push, roundtrip: data characters per message.
-    #[arg(long, default_value_t = 64, help_heading = "Push")]
-    payload_bytes: usize,
-    /// roundtrip: concurrent client counts, comma-separated.
+    /// push, latency, fanout, roundtrip: data characters per message [default: 64].
+    #[arg(long, help_heading = "Push")]
+    payload_bytes: Option<usize>,
+    /// push: flush policies, comma-separated [default: per_message,batched].
     #[arg(
         long,
         value_delimiter = ',',
         value_name = "LIST",
-        default_value = "1,100",
-        help_heading = "Roundtrip"
+        help_heading = "Push"
     )]
-    clients: Vec<u64>,
+    flush: Option<Vec<Flush>>,
+    /// latency: messages per second the server emits to every client [default: 1000].
+    #[arg(long, help_heading = "Latency")]
+    rate: Option<u64>,
+    /// latency: how long the server emits, ms [default: 5000; --quick: 500].
+    #[arg(long, help_heading = "Latency")]
+    duration_ms: Option<u64>,
+    /// latency, fanout, roundtrip: client counts, comma-separated [default: latency and
+    /// roundtrip 1,100; fanout 1,10,100,1000,10000; --quick fanout: 1,100,1000].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        help_heading = "Latency"
+    )]
+    clients: Option<Vec<u64>>,
+    /// fanout: broadcasts per case [default: 20; --quick: 5].
+    #[arg(long, help_heading = "Fanout")]
+    broadcasts: Option<u64>,
+    /// fanout: milliseconds between broadcasts [default: 100; --quick: 50].
+    #[arg(long, help_heading = "Fanout")]
+    interval_ms: Option<u64>,
+    /// fanout: the most clients run inside this process; above, driver processes
+    /// (`pushbench drive`) run them, each from its own loopback address [default: 4000].
+    #[arg(long, help_heading = "Fanout")]
+    in_process_max: Option<u64>,
+    /// fanout: the most clients per driver process [default: 5000].
+    #[arg(long, help_heading = "Fanout")]
+    per_process: Option<u64>,
+    /// fanout: bisection steps towards the largest client count under 100 ms p99
+    /// [default: 3; --quick: 0].
+    #[arg(long, help_heading = "Fanout")]
+    search_steps: Option<u32>,
     /// roundtrip: sequential round trips per client [default: 200; --quick: 50].
     #[arg(long, help_heading = "Roundtrip")]
     round_trips: Option<u64>,
-    /// push: flush policies, comma-separated.
+    /// connect: connections made one after another [default: 500; --quick: 100].
+    #[arg(long, help_heading = "Connect")]
+    connections: Option<u64>,
+    /// connect: ramp sizes, connections opened at once, comma-separated [default: 1000;
+    /// --quick: 200].
     #[arg(
         long,
         value_delimiter = ',',
         value_name = "LIST",
-        default_value = "per_message,batched",
-        help_heading = "Push"
+        help_heading = "Connect"
     )]
-    flush: Vec<Flush>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    ramp: Option<Vec<u64>>,
+    /// payload: sizes in bytes, comma-separated [default: 16,256,4096,65536,1048576].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        help_heading = "Payload"
+    )]
+    sizes: Option<Vec<usize>>,
+    /// payload: text payloads only (skip binary).
+    #[arg(long, help_heading = "Payload")]
+    no_binary: bool,
+}
+
+impl RunArgs {
+    /// Applies the flags given on the command line to `plan`'s configuration.
+    fn apply(&self, plan: &mut Plan) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        match plan {
+            Plan::Study(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.calls, &self.calls);
+                set(&mut c.block_size, &self.block_size);
+                set(&mut c.call_timeout_ms, &self.call_timeout_ms);
+                c.all_at_once &= !self.no_all_at_once;
+            }
+            Plan::Push(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.messages, &self.messages);
+                set(&mut c.payload_bytes, &self.payload_bytes);
+                set(&mut c.flush, &self.flush);
+            }
+            Plan::Latency(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.clients, &self.clients);
+                set(&mut c.rate, &self.rate);
+                set(&mut c.duration_ms, &self.duration_ms);
+                set(&mut c.payload_bytes, &self.payload_bytes);
+            }
+            Plan::Fanout(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.clients, &self.clients);
+                set(&mut c.broadcasts, &self.broadcasts);
+                set(&mut c.interval_ms, &self.interval_ms);
+                set(&mut c.payload_bytes, &self.payload_bytes);
+                set(&mut c.in_process_max, &self.in_process_max);
+                set(&mut c.per_process, &self.per_process);
+                set(&mut c.search_steps, &self.search_steps);
+            }
+            Plan::Roundtrip(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.clients, &self.clients);
+                set(&mut c.round_trips, &self.round_trips);
+                set(&mut c.payload_bytes, &self.payload_bytes);
+            }
+            Plan::Connect(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.connections, &self.connections);
+                set(&mut c.ramp, &self.ramp);
+            }
+            Plan::Payload(c) => {
+                set(&mut c.transports, &self.transports);
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.sizes, &self.sizes);
+                c.binary &= !self.no_binary;
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -118,6 +232,9 @@ fn main() -> ExitCode {
             list();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => distributed::serve(args),
+        Command::Drive(args) => distributed::drive(args),
+        Command::Merge(args) => distributed::merge(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("pushbench: {e:#}");
@@ -148,135 +265,67 @@ fn report(dir: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A scenario with its configuration, ready to run.
-enum Plan {
-    Study(StudyConfig),
-    Push(PushConfig),
-    Roundtrip(RoundtripConfig),
-}
-
-impl Plan {
-    fn from_args(id: &str, args: &RunArgs) -> anyhow::Result<Plan> {
-        let plan = match id {
-            "study" => {
-                let base = if args.quick {
-                    StudyConfig::quick()
-                } else {
-                    StudyConfig::default()
-                };
-                let config = StudyConfig {
-                    calls: args.calls.clone().unwrap_or(base.calls),
-                    block_size: args.block_size,
-                    transports: args.transports.clone(),
-                    all_at_once: !args.no_all_at_once,
-                    repeats: args.repeats.unwrap_or(base.repeats),
-                    call_timeout_ms: args.call_timeout_ms,
-                };
-                config.validate().map_err(anyhow::Error::msg)?;
-                Plan::Study(config)
-            }
-            "push" => {
-                let base = if args.quick {
-                    PushConfig::quick()
-                } else {
-                    PushConfig::default()
-                };
-                let config = PushConfig {
-                    messages: args.messages.unwrap_or(base.messages),
-                    payload_bytes: args.payload_bytes,
-                    transports: args.transports.clone(),
-                    flush: args.flush.clone(),
-                    repeats: args.repeats.unwrap_or(base.repeats),
-                    timeout_ms: base.timeout_ms,
-                };
-                config.validate().map_err(anyhow::Error::msg)?;
-                Plan::Push(config)
-            }
-            "roundtrip" => {
-                let base = if args.quick {
-                    RoundtripConfig::quick()
-                } else {
-                    RoundtripConfig::default()
-                };
-                let config = RoundtripConfig {
-                    clients: args.clients.clone(),
-                    round_trips: args.round_trips.unwrap_or(base.round_trips),
-                    payload_bytes: args.payload_bytes,
-                    transports: args.transports.clone(),
-                    repeats: args.repeats.unwrap_or(base.repeats),
-                    timeout_ms: base.timeout_ms,
-                };
-                config.validate().map_err(anyhow::Error::msg)?;
-                Plan::Roundtrip(config)
-            }
-            other => anyhow::bail!("scenario `{other}` is not implemented in this build yet"),
+fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
+    let mut plans = if args.scenario == "all" {
+        Plan::all(args.quick)
+    } else {
+        let Some(info) = scenario(&args.scenario) else {
+            let ids: Vec<_> = CATALOGUE.iter().map(|s| s.id).collect();
+            anyhow::bail!(
+                "unknown scenario `{}` (known: {}, or all)",
+                args.scenario,
+                ids.join(", ")
+            );
         };
-        Ok(plan)
+        let Some(plan) = Plan::default_for(info.id, args.quick) else {
+            let ready: Vec<_> = CATALOGUE
+                .iter()
+                .filter(|s| s.implemented)
+                .map(|s| s.id)
+                .collect();
+            anyhow::bail!(
+                "scenario `{}` is not implemented in this build yet (implemented: {})",
+                info.id,
+                ready.join(", ")
+            );
+        };
+        vec![plan]
+    };
+    for plan in &mut plans {
+        args.apply(plan);
+        plan.validate().map_err(anyhow::Error::msg)?;
     }
-
-    /// Group runs in the whole plan, for the progress bar.
-    fn total(&self) -> u64 {
-        match self {
-            Plan::Study(c) => c.groups().len() as u64 * u64::from(c.repeats),
-            Plan::Push(c) => c.flush.len() as u64 * u64::from(c.repeats),
-            Plan::Roundtrip(c) => c.clients.len() as u64 * u64::from(c.repeats),
-        }
-    }
-
-    fn config(&self, harness: &Harness) -> serde_json::Value {
-        match self {
-            Plan::Study(c) => harness.run_config("study", c),
-            Plan::Push(c) => harness.run_config("push", c),
-            Plan::Roundtrip(c) => harness.run_config("roundtrip", c),
-        }
-    }
-
-    async fn run(&self, harness: &Harness, on_event: &mut (dyn FnMut(RunEvent<'_>) + Send)) {
-        let target = harness.target();
-        match self {
-            Plan::Study(c) => {
-                drop(pushbench_core::run_study(c, &harness.drivers, &target, on_event).await)
-            }
-            Plan::Push(c) => {
-                drop(pushbench_core::run_push(c, &harness.drivers, &target, on_event).await)
-            }
-            Plan::Roundtrip(c) => {
-                drop(pushbench_core::run_roundtrip(c, &harness.drivers, &target, on_event).await)
-            }
-        }
-    }
+    Ok(plans)
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(info) = scenario(&args.scenario) else {
-        let ids: Vec<_> = CATALOGUE.iter().map(|s| s.id).collect();
-        anyhow::bail!(
-            "unknown scenario `{}` (known: {})",
-            args.scenario,
-            ids.join(", ")
-        );
-    };
-    if !info.implemented {
-        let ready: Vec<_> = CATALOGUE
-            .iter()
-            .filter(|s| s.implemented)
-            .map(|s| s.id)
-            .collect();
-        anyhow::bail!(
-            "scenario `{}` is not implemented in this build yet (implemented: {})",
-            info.id,
-            ready.join(", ")
-        );
-    }
-    let plan = Plan::from_args(info.id, &args)?;
-
+    let plans = plans(&args)?;
     let harness = Harness::start()?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(info.id));
-    let mut writer = RunWriter::create(&out, plan.config(&harness))?;
+    let config = if let [plan] = plans.as_slice() {
+        harness.run_config(plan.id(), &plan.config_value())
+    } else {
+        let all: serde_json::Map<String, serde_json::Value> = plans
+            .iter()
+            .map(|p| (p.id().to_owned(), p.config_value()))
+            .collect();
+        harness.run_config("all", &all)
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&args.scenario));
+    let mut writer = RunWriter::create(&out, config)?;
+    let expected: Duration = plans.iter().map(Plan::expected).sum();
+    eprintln!(
+        "pushbench: running {} (expected about {}; results in {})",
+        plans.iter().map(Plan::id).collect::<Vec<_>>().join(", "),
+        human(expected),
+        out.display()
+    );
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(plan.total())
+        ProgressBar::new(plans.iter().map(Plan::total).sum())
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -287,25 +336,32 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     bar.enable_steady_tick(Duration::from_millis(200));
 
     let mut write_error = None;
-    let interrupted = {
-        let mut on_event = |event: RunEvent<'_>| match event {
-            RunEvent::GroupStarted { label, done, .. } => {
-                bar.set_position(done as u64);
-                bar.set_message(label);
-            }
-            RunEvent::CaseMeasured { index, case } => {
-                if let Err(e) = writer.set(index, case.clone()) {
-                    write_error.get_or_insert(e);
+    let interrupted = harness.runtime.block_on(async {
+        let mut finished_groups = 0;
+        for plan in &plans {
+            let offset = writer.file().cases.len();
+            let mut on_event = |event: RunEvent<'_>| match event {
+                RunEvent::GroupStarted { label, done, .. } => {
+                    bar.set_position((finished_groups + done) as u64);
+                    bar.set_message(label);
                 }
-            }
-        };
-        harness.runtime.block_on(async {
-            tokio::select! {
+                RunEvent::CaseMeasured { index, case } => {
+                    if let Err(e) = writer.set(offset + index, case.clone()) {
+                        write_error.get_or_insert(e);
+                    }
+                }
+            };
+            let stopped = tokio::select! {
                 _ = plan.run(&harness, &mut on_event) => false,
                 _ = tokio::signal::ctrl_c() => true,
+            };
+            if stopped {
+                return true;
             }
-        })
-    };
+            finished_groups += plan.total() as usize;
+        }
+        false
+    });
     bar.finish_and_clear();
     if let Some(e) = write_error {
         return Err(e.into());
@@ -327,14 +383,28 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         out.display(),
         out.display()
     );
+    Ok(flagged_exit(&file))
+}
+
+/// Exit 1 (and say so) when any case has an error or an integrity fault.
+fn flagged_exit(file: &RunFile) -> ExitCode {
     let flagged = file.cases.iter().filter(|c| !c.is_ok()).count();
     if flagged > 0 {
         eprintln!(
             "pushbench: {flagged} case(s) flagged (error or integrity fault): see the status column"
         );
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 90 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs.div_ceil(60))
+    }
 }
 
 fn default_out(scenario: &str) -> PathBuf {

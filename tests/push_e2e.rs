@@ -21,6 +21,7 @@ fn every_transport_delivers_every_pushed_message_under_both_flush_policies() {
                 n: 3000,
                 payload: 64,
                 flush,
+                binary: false,
             };
             let driver = harness.drivers.get(t).unwrap();
             let m = harness.runtime.block_on(run_push_case(
@@ -60,6 +61,7 @@ fn a_dropped_push_message_is_counted_lost_with_a_clear_error() {
         n: 100,
         payload: 16,
         flush: Flush::Batched,
+        binary: false,
     };
     let m = harness.runtime.block_on(run_push_case(
         &driver,

@@ -47,14 +47,25 @@ impl Driver for FaultyDriver {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
-        Box::pin(async move {
-            let inner = self.inner.connect(target).await?;
-            Ok(Box::new(FaultySession {
-                inner,
-                fault: self.fault,
-                seen: 0,
-                pending: None,
-            }) as Box<dyn Session>)
+        Box::pin(async move { Ok(self.wrap(self.inner.connect(target).await?)) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move { Ok(self.wrap(self.inner.subscribe(target, topic).await?)) })
+    }
+}
+
+impl FaultyDriver {
+    fn wrap(&self, inner: Box<dyn Session>) -> Box<dyn Session> {
+        Box::new(FaultySession {
+            inner,
+            fault: self.fault,
+            seen: 0,
+            pending: None,
         })
     }
 }
@@ -209,10 +220,7 @@ pub async fn bad_server(how: Misbehaviour) -> Target {
             });
         }
     });
-    Target {
-        http: http_addr,
-        tcp: Some(tcp_addr),
-    }
+    Target::new(http_addr, Some(tcp_addr))
 }
 
 /// An address where nothing listens (a port just released).
@@ -220,8 +228,5 @@ pub fn closed_target() -> Target {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
     drop(listener);
-    Target {
-        http: addr,
-        tcp: Some(addr),
-    }
+    Target::new(addr, Some(addr))
 }

@@ -1,11 +1,11 @@
 //! The client side: one [`Driver`] per transport, each opening [`Session`]s to a [`Target`].
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::transport::Transport;
 use crate::wire::WireCounts;
@@ -17,6 +17,21 @@ pub struct Target {
     pub http: SocketAddr,
     /// The raw-TCP floor listener, if the server has one.
     pub tcp: Option<SocketAddr>,
+    /// Local address to connect from (e.g. 127.0.0.2 on loopback, for more ephemeral ports);
+    /// `None` lets the kernel choose.
+    pub source: Option<IpAddr>,
+}
+
+impl Target {
+    /// A target with an HTTP listener and optionally a raw-TCP floor, connected to from any
+    /// local address.
+    pub fn new(http: SocketAddr, tcp: Option<SocketAddr>) -> Self {
+        Target {
+            http,
+            tcp,
+            source: None,
+        }
+    }
 }
 
 /// Why a driver could not open a session or move a message.
@@ -59,6 +74,23 @@ pub enum DriverError {
     /// The target has no listener for this transport.
     #[error("the target has no {0} listener")]
     NoListener(Transport),
+    /// This process has as many files open as its limit allows (EMFILE).
+    #[error(
+        "cannot connect to {addr}: this process reached its open-files limit ({limit}); run the clients in separate processes (fanout does so above --in-process-max) or raise `ulimit -n`"
+    )]
+    FileLimit {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The soft RLIMIT_NOFILE of this process.
+        limit: u64,
+    },
+}
+
+/// The soft open-files limit of this process (`ulimit -n`).
+pub fn open_files_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
 }
 
 /// A client implementation of one transport.
@@ -70,6 +102,14 @@ pub trait Driver: Send + Sync {
     fn connect<'a>(
         &'a self,
         target: &'a Target,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>>;
+
+    /// Opens a receive-only session subscribed to broadcast `topic` (one connection), and
+    /// returns once the server's first message (its acknowledgement) has arrived.
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>>;
 }
 
@@ -88,11 +128,32 @@ pub trait Session: Send {
     fn close(self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>>;
 }
 
-/// Opens a TCP connection with `TCP_NODELAY` set, as every pushbench socket is.
-pub async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, DriverError> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| DriverError::Connect { addr, source })?;
+/// Opens a TCP connection to `addr` from the target's source address, with `TCP_NODELAY`
+/// set, as every pushbench socket is. Hitting the open-files limit is named as such.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, DriverError> {
+    let error = |source: io::Error| {
+        if source.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) {
+            DriverError::FileLimit {
+                addr,
+                limit: open_files_limit(),
+            }
+        } else {
+            DriverError::Connect { addr, source }
+        }
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(error)?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(error)?;
+    }
+    let stream = socket.connect(addr).await.map_err(error)?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }

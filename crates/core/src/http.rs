@@ -12,7 +12,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use crate::driver::{DriverError, connect_tcp};
+use crate::driver::{DriverError, Target, connect_tcp};
 use crate::wire::WireCounter;
 
 /// One keep-alive HTTP/1.1 connection.
@@ -24,9 +24,10 @@ pub struct Http1Connection {
 }
 
 impl Http1Connection {
-    /// Connects to `addr` (TCP_NODELAY on), counting bytes in `counter`.
-    pub async fn connect(addr: SocketAddr, counter: &WireCounter) -> Result<Self, DriverError> {
-        let stream = connect_tcp(addr).await?;
+    /// Connects to the target's HTTP listener (TCP_NODELAY on), counting bytes in `counter`.
+    pub async fn connect(target: &Target, counter: &WireCounter) -> Result<Self, DriverError> {
+        let addr = target.http;
+        let stream = connect_tcp(addr, target.source).await?;
         let (sender, connection) = http1::handshake(TokioIo::new(counter.wrap(stream)))
             .await
             .map_err(|e| handshake_error(addr, e))?;

@@ -9,6 +9,7 @@
 //! assert_eq!("sse".parse::<Transport>().unwrap(), Transport::Sse);
 //! ```
 
+pub mod broadcast;
 pub mod cpu;
 pub mod driver;
 pub mod env;
@@ -20,15 +21,18 @@ pub mod study;
 pub mod transport;
 pub mod wire;
 
-pub use driver::{Driver, DriverError, Session, Target, connect_tcp};
+pub use broadcast::{
+    BroadcastSpec, merge_parts, run_broadcast_case, run_connect, run_fanout, run_latency,
+};
+pub use driver::{Driver, DriverError, Session, Target, connect_tcp, open_files_limit};
 pub use env::capture_run_info;
 pub use runner::{
-    DriverSet, Measurement, RunEvent, combine, run_push, run_push_case, run_roundtrip,
+    DriverSet, Measurement, RunEvent, combine, run_payload, run_push, run_push_case, run_roundtrip,
     run_roundtrip_case, run_study, run_study_case, run_study_group,
 };
 pub use scenario::{
-    CATALOGUE, PushConfig, RoundtripConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant,
-    scenario,
+    CATALOGUE, ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig,
+    RoundtripConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario,
 };
 pub use stats::LatencyHistogram;
 pub use study::{Flush, ProtocolError, PushRequest, StudyHub};

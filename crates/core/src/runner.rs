@@ -4,14 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::join_all;
 use pushbench_schema::{CaseResult, Integrity};
 
 use crate::cpu::{Threads, thread_cpu_seconds};
 use crate::driver::{Driver, Session, Target};
-use crate::scenario::{PushConfig, RoundtripConfig, StudyConfig, StudyGroup, StudyVariant};
+use crate::scenario::{
+    PayloadConfig, PushConfig, RoundtripConfig, StudyConfig, StudyGroup, StudyVariant,
+};
 use crate::stats::LatencyHistogram;
-use crate::study::{Flush, PushRequest, decode_reply, encode_call, encode_push, mono_ns};
+use crate::study::{
+    Flush, PushRequest, decode_binary, decode_reply, encode_call, encode_push, mono_ns,
+};
 use crate::transport::Transport;
 
 /// The drivers a run may use, one per transport.
@@ -340,6 +346,7 @@ pub async fn run_push(
             n: config.messages,
             payload: config.payload_bytes,
             flush: *flush,
+            binary: false,
         };
         let mut out = Vec::with_capacity(config.transports.len());
         for &t in &config.transports {
@@ -425,7 +432,7 @@ pub async fn run_roundtrip_case(
 
 /// Runs each group `repeats` times; after every run, re-combines each of the group's cases
 /// and reports it, so an interrupted run keeps every run that finished.
-async fn run_groups<G>(
+pub(crate) async fn run_groups<G>(
     groups: &[G],
     repeats: u32,
     label: impl Fn(&G) -> String,
@@ -480,6 +487,7 @@ pub async fn run_push_case(
     case.params.flush = Some(request.flush.id().to_owned());
     let mut latency = LatencyHistogram::new();
     let mut tracker = SeqTracker::default();
+    let text_only = !driver.transport().carries_binary();
     let start = Instant::now();
     let session = match tokio::time::timeout(timeout, driver.connect(target)).await {
         Ok(Ok(session)) => session,
@@ -526,7 +534,7 @@ pub async fn run_push_case(
                 }
                 Ok(Ok(Some(message))) => message,
             };
-            let meta = decode_reply(&message, request.payload).map_err(|e| e.to_string())?;
+            let meta = decode_pushed(&message, &request, text_only)?;
             tracker.observe(meta.seq)?;
             latency.record(Duration::from_nanos(mono_ns().saturating_sub(meta.ts)));
         }
@@ -563,6 +571,80 @@ pub async fn run_push_case(
     Measurement { case, latency }
 }
 
+/// Decodes one pushed message: JSON text, or binary (base64 text on the text-only transports).
+fn decode_pushed(
+    message: &[u8],
+    request: &PushRequest,
+    text_only: bool,
+) -> Result<crate::study::ReplyMeta, String> {
+    if !request.binary {
+        return decode_reply(message, request.payload).map_err(|e| e.to_string());
+    }
+    let decoded;
+    let bytes = if text_only {
+        decoded = BASE64
+            .decode(message)
+            .map_err(|e| format!("binary message is not base64: {e}"))?;
+        &decoded[..]
+    } else {
+        message
+    };
+    decode_binary(bytes, request.payload).map_err(|e| e.to_string())
+}
+
+/// Runs the payload scenario: per size and kind (text, binary), every transport in turn.
+pub async fn run_payload(
+    config: &PayloadConfig,
+    drivers: &DriverSet,
+    target: &Target,
+    on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+) -> Vec<CaseResult> {
+    let kinds: &[bool] = if config.binary {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let groups: Vec<(usize, bool)> = config
+        .sizes
+        .iter()
+        .flat_map(|&size| kinds.iter().map(move |&binary| (size, binary)))
+        .collect();
+    let kind = |binary: bool| if binary { "binary" } else { "text" };
+    let label = |&(size, binary): &(usize, bool)| format!("payload {size} B {}", kind(binary));
+    let run = async |&(size, binary): &(usize, bool)| {
+        let request = PushRequest {
+            n: config.messages(size),
+            payload: size,
+            flush: Flush::Batched,
+            binary,
+        };
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let mut out = Vec::with_capacity(config.transports.len());
+        for &t in &config.transports {
+            let mut m = match drivers.get(t) {
+                Some(d) => run_push_case(d, target, request, timeout).await,
+                None => missing(CaseResult::new("payload", t.id(), kind(binary))),
+            };
+            as_payload_case(&mut m, kind(binary));
+            out.push(m);
+        }
+        out
+    };
+    run_groups(&groups, config.repeats, label, run, on_event).await
+}
+
+/// Relabels a push measurement as a payload case (`variant` text or binary) and adds the wire
+/// bytes per payload byte delivered.
+pub fn as_payload_case(m: &mut Measurement, kind: &str) {
+    m.case.scenario = "payload".into();
+    m.case.variant = kind.into();
+    let size = m.case.params.payload_bytes.unwrap_or(0);
+    let delivered = m.case.integrity.received * size;
+    if let (Some(down), true) = (m.case.metrics.wire_bytes_down, delivered > 0) {
+        m.case.metrics.wire_per_payload_byte = Some(down as f64 / delivered as f64);
+    }
+}
+
 fn failed(mut case: CaseResult, error: String, start: Instant) -> Measurement {
     case.error = Some(error);
     case.metrics.elapsed_ms = Some(ms(start.elapsed()));
@@ -572,7 +654,7 @@ fn failed(mut case: CaseResult, error: String, start: Instant) -> Measurement {
     }
 }
 
-fn missing(mut case: CaseResult) -> Measurement {
+pub(crate) fn missing(mut case: CaseResult) -> Measurement {
     case.error = Some(format!(
         "no driver for transport {} in this build",
         case.transport

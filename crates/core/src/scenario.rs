@@ -38,13 +38,13 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
         id: "latency",
         what: "server emits at a fixed rate to C clients; latency from the scheduled send time",
         figures: "p50/p90/p99/p99.9/max",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "fanout",
         what: "one broadcast delivered to C clients (1 .. 10 000+)",
         figures: "delivery p50/p99, max clients under 100 ms p99",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "roundtrip",
@@ -56,7 +56,7 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
         id: "connect",
         what: "time from TCP connect to first message; connection ramp rate",
         figures: "ms, conns/s",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "reconnect",
@@ -68,7 +68,7 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
         id: "payload",
         what: "sizes 16 B .. 1 MiB, text vs binary",
         figures: "bytes on wire / payload byte",
-        implemented: false,
+        implemented: true,
     },
 ];
 
@@ -343,6 +343,330 @@ impl RoundtripConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+}
+
+/// Configuration of the `latency` scenario: the server broadcasts at `rate` msgs/s to C
+/// clients for `duration_ms`; latency from each message's scheduled send time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatencyConfig {
+    /// Client counts, one group of cases per count.
+    pub clients: Vec<u64>,
+    /// Messages per second the server emits (every client receives each one).
+    pub rate: u64,
+    /// How long the server emits, ms.
+    pub duration_ms: u64,
+    /// Data characters per message.
+    pub payload_bytes: usize,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long a client waits for the next message before the case fails, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        LatencyConfig {
+            clients: vec![1, 100],
+            rate: 1000,
+            duration_ms: 5_000,
+            payload_bytes: 64,
+            transports: Transport::ALL.to_vec(),
+            repeats: 1,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl LatencyConfig {
+    /// The reduced set `--quick` runs: half a second per case.
+    pub fn quick() -> Self {
+        LatencyConfig {
+            duration_ms: 500,
+            ..LatencyConfig::default()
+        }
+    }
+
+    /// Messages per case: `rate × duration`.
+    pub fn messages(&self) -> u64 {
+        (self.rate * self.duration_ms / 1000).max(1)
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.clients.is_empty() || self.clients.contains(&0) {
+            return Err(format!(
+                "latency.clients must be counts above 0, got {:?}",
+                self.clients
+            ));
+        }
+        if self.rate == 0 || self.rate > 1_000_000 {
+            return Err(format!(
+                "latency.rate must be 1..=1000000 msgs/s, got {}",
+                self.rate
+            ));
+        }
+        if self.duration_ms == 0
+            || self.transports.is_empty()
+            || self.repeats == 0
+            || self.timeout_ms == 0
+        {
+            return Err("latency.duration_ms, transports, repeats and timeout_ms must be non-empty and above 0".into());
+        }
+        check_payload("latency", self.payload_bytes)
+    }
+}
+
+/// Configuration of the `fanout` scenario: `broadcasts` messages, one every `interval_ms`, to
+/// C clients; above `in_process_max` clients the clients run in separate driver processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FanoutConfig {
+    /// Client counts, one group of cases per count.
+    pub clients: Vec<u64>,
+    /// Broadcasts per case.
+    pub broadcasts: u64,
+    /// Interval between broadcasts, ms.
+    pub interval_ms: u64,
+    /// Data characters per broadcast.
+    pub payload_bytes: usize,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// The most clients run in the server's process (each holds two descriptors there).
+    pub in_process_max: u64,
+    /// The most clients per driver process above that.
+    pub per_process: u64,
+    /// After the listed counts, bisect between the largest count under 100 ms p99 and the
+    /// smallest over it, this many steps.
+    pub search_steps: u32,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long a client waits for the next message before the case fails, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        FanoutConfig {
+            clients: vec![1, 10, 100, 1_000, 10_000],
+            broadcasts: 20,
+            interval_ms: 100,
+            payload_bytes: 64,
+            transports: Transport::ALL.to_vec(),
+            in_process_max: 4_000,
+            per_process: 5_000,
+            search_steps: 3,
+            repeats: 1,
+            timeout_ms: 20_000,
+        }
+    }
+}
+
+impl FanoutConfig {
+    /// The reduced set `--quick` runs: up to 1 000 clients, 5 broadcasts 50 ms apart.
+    pub fn quick() -> Self {
+        FanoutConfig {
+            clients: vec![1, 100, 1_000],
+            broadcasts: 5,
+            interval_ms: 50,
+            search_steps: 0,
+            ..FanoutConfig::default()
+        }
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.clients.is_empty() || self.clients.contains(&0) {
+            return Err(format!(
+                "fanout.clients must be counts above 0, got {:?}",
+                self.clients
+            ));
+        }
+        if self.broadcasts == 0
+            || self.transports.is_empty()
+            || self.repeats == 0
+            || self.timeout_ms == 0
+        {
+            return Err("fanout.broadcasts, transports, repeats and timeout_ms must be non-empty and above 0".into());
+        }
+        if self.per_process == 0 || self.in_process_max == 0 {
+            return Err("fanout.per_process and fanout.in_process_max must be above 0".into());
+        }
+        check_payload("fanout", self.payload_bytes)
+    }
+
+    /// Driver processes for `clients`: none (in-process) up to `in_process_max`.
+    pub fn processes(&self, clients: u64) -> u64 {
+        if clients <= self.in_process_max {
+            0
+        } else {
+            clients.div_ceil(self.per_process)
+        }
+    }
+}
+
+/// Configuration of the `connect` scenario: `connections` made one after another (time to
+/// first message each), and ramps of C connections opened at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectConfig {
+    /// Sequential connections per transport.
+    pub connections: u64,
+    /// Ramp sizes: connections opened concurrently.
+    pub ramp: Vec<u64>,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long one connection may take, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        ConnectConfig {
+            connections: 500,
+            ramp: vec![1_000],
+            transports: Transport::ALL.to_vec(),
+            repeats: 1,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ConnectConfig {
+    /// The reduced set `--quick` runs: 100 connections, a ramp of 200.
+    pub fn quick() -> Self {
+        ConnectConfig {
+            connections: 100,
+            ramp: vec![200],
+            ..ConnectConfig::default()
+        }
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0
+            || self.transports.is_empty()
+            || self.repeats == 0
+            || self.timeout_ms == 0
+        {
+            return Err("connect.connections, transports, repeats and timeout_ms must be non-empty and above 0".into());
+        }
+        if self.ramp.contains(&0) || self.ramp.iter().any(|&c| c > 9_000) {
+            return Err(format!(
+                "connect.ramp sizes must be 1..=9000 (client and server share this process's 20 000 open files), got {:?}",
+                self.ramp
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of the `payload` scenario: a push per size and kind (text, binary), with the
+/// message count scaled so each case moves about `budget_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayloadConfig {
+    /// Payload sizes, bytes.
+    pub sizes: Vec<usize>,
+    /// Measure binary payloads too (WS binary frames, base64 on SSE and long polling).
+    pub binary: bool,
+    /// Payload bytes per case (the message count is this over the size, within the bounds).
+    pub budget_bytes: u64,
+    /// The most messages per case.
+    pub max_messages: u64,
+    /// The fewest messages per case.
+    pub min_messages: u64,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Runs per case.
+    pub repeats: u32,
+    /// How long to wait for the next message before the case fails, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for PayloadConfig {
+    fn default() -> Self {
+        PayloadConfig {
+            sizes: vec![16, 256, 4096, 65_536, 1_048_576],
+            binary: true,
+            budget_bytes: 64 << 20,
+            max_messages: 20_000,
+            min_messages: 32,
+            transports: Transport::ALL.to_vec(),
+            repeats: 1,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl PayloadConfig {
+    /// The reduced set `--quick` runs: 8 MiB per case, at most 2 000 messages.
+    pub fn quick() -> Self {
+        PayloadConfig {
+            budget_bytes: 8 << 20,
+            max_messages: 2_000,
+            min_messages: 8,
+            ..PayloadConfig::default()
+        }
+    }
+
+    /// The form `cargo bench` times (each case about ten times): 16 MiB per case.
+    pub fn bench() -> Self {
+        PayloadConfig {
+            budget_bytes: 16 << 20,
+            max_messages: 10_000,
+            min_messages: 16,
+            ..PayloadConfig::default()
+        }
+    }
+
+    /// Messages for one case of `size` bytes.
+    pub fn messages(&self, size: usize) -> u64 {
+        (self.budget_bytes / size.max(1) as u64).clamp(self.min_messages, self.max_messages)
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sizes.is_empty() || self.sizes.contains(&0) {
+            return Err(format!(
+                "payload.sizes must be sizes above 0, got {:?}",
+                self.sizes
+            ));
+        }
+        if let Some(&big) = self
+            .sizes
+            .iter()
+            .find(|&&s| s > crate::study::MAX_BLOCK_SIZE)
+        {
+            return Err(format!(
+                "payload.sizes: {big} exceeds {}",
+                crate::study::MAX_BLOCK_SIZE
+            ));
+        }
+        if self.transports.is_empty()
+            || self.repeats == 0
+            || self.timeout_ms == 0
+            || self.min_messages == 0
+            || self.max_messages < self.min_messages
+        {
+            return Err("payload.transports, repeats, timeout_ms must be non-empty and above 0, and min_messages <= max_messages".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_payload(scenario: &str, payload: usize) -> Result<(), String> {
+    if payload > crate::study::MAX_BLOCK_SIZE {
+        return Err(format!(
+            "{scenario}.payload_bytes {payload} exceeds {}",
+            crate::study::MAX_BLOCK_SIZE
+        ));
+    }
+    Ok(())
 }
 
 /// Cases that run together: one call count, one variant.

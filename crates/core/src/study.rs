@@ -6,11 +6,15 @@
 //! Call (client to server): `{"seq":7,"ts":123456,"blockSize":1000}`
 //! Reply (server to client): `{"seq":7,"ts":123999,"data":"Q3Z...8K"}`
 //! Push request: `{"op":"push","n":100000,"payload":64,"flush":"batched"}`, answered by `n`
-//! messages shaped like replies, `seq` 0 to n-1.
+//! messages shaped like replies, `seq` 0 to n-1; with `"binary":true` each message is instead
+//! 16 bytes (`seq`, `ts`, big-endian u64) followed by `payload` random bytes.
+//! Broadcast plan (`POST /broadcast`): `{"topic":"t","subscribers":100,"n":10,"interval_us":1000,
+//! "payload":64}`: once `subscribers` clients are subscribed to `t`, the server sends them `n`
+//! reply-shaped messages, message `i` scheduled at `t0 + i * interval_us` and stamped with that
+//! scheduled time (so a late send shows as latency: no coordinated omission).
+//! The complete protocol, per endpoint, is in `docs/PROTOCOL.md`.
 
 use std::io::Write;
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +23,23 @@ pub const MAX_BLOCK_SIZE: usize = 16 * 1024 * 1024;
 
 const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Nanoseconds on this process's monotonic clock (since its first use).
+/// `IN_ALPHABET[b]` is true for the bytes of [`ALPHABET`]: one lookup per byte when checking
+/// megabytes of replies.
+const IN_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Nanoseconds on the host's `CLOCK_MONOTONIC`: the same clock in every process on one host,
+/// so a server and driver processes can compare timestamps.
 pub fn mono_ns() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// A message that does not follow the study's wire format.
@@ -111,7 +128,7 @@ pub fn decode_reply(bytes: &[u8], block_size: usize) -> Result<ReplyMeta, Protoc
     let reply: Reply<'_> =
         serde_json::from_slice(bytes).map_err(|e| malformed("reply", bytes, e))?;
     let data = reply.data.as_bytes();
-    if data.len() != block_size || !data.iter().all(|b| ALPHABET.contains(b)) {
+    if data.len() != block_size || !data.iter().all(|&b| IN_ALPHABET[b as usize]) {
         return Err(ProtocolError::BadData {
             seq: reply.seq,
             len: data.len(),
@@ -162,35 +179,144 @@ impl std::str::FromStr for Flush {
 /// The most messages one push request may ask for.
 pub const MAX_PUSH: u64 = 100_000_000;
 
-/// A request for `n` messages of `payload` data characters each.
+/// A request for `n` messages of `payload` data characters (or random bytes) each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushRequest {
     /// Messages to send.
     pub n: u64,
-    /// Data characters per message.
+    /// Data characters (text) or bytes (binary) per message.
     pub payload: usize,
     /// How the server writes them.
     pub flush: Flush,
+    /// Binary messages: WS binary frames, raw bytes on tcp, base64 text on SSE and long polling.
+    #[serde(default)]
+    pub binary: bool,
 }
 
 /// Encodes a push request.
 pub fn encode_push(request: &PushRequest) -> Vec<u8> {
     format!(
-        r#"{{"op":"push","n":{},"payload":{},"flush":"{}"}}"#,
+        r#"{{"op":"push","n":{},"payload":{},"flush":"{}","binary":{}}}"#,
         request.n,
         request.payload,
-        request.flush.id()
+        request.flush.id(),
+        request.binary
     )
     .into_bytes()
 }
 
+/// Bytes before the payload of a binary message: `seq` and `ts`, big-endian u64 each.
+pub const BINARY_HEADER: usize = 16;
+
+/// Decodes a binary message (16-byte header, then `payload` bytes) and checks its length.
+pub fn decode_binary(bytes: &[u8], payload: usize) -> Result<ReplyMeta, ProtocolError> {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    match (word(0), word(8)) {
+        (Some(seq), Some(ts)) if bytes.len() == BINARY_HEADER + payload => {
+            Ok(ReplyMeta { seq, ts })
+        }
+        (seq, _) => Err(ProtocolError::BadData {
+            seq: seq.unwrap_or(0),
+            len: bytes.len().saturating_sub(BINARY_HEADER),
+            expected: payload,
+        }),
+    }
+}
+
+/// The most broadcast messages one plan may ask for.
+pub const MAX_BROADCAST: u64 = 10_000_000;
+
+/// A paced broadcast to every subscriber of a topic (`POST /broadcast`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastPlan {
+    /// The topic subscribers joined (`?topic=` on the HTTP endpoints, a subscribe frame on tcp).
+    pub topic: String,
+    /// Start once this many clients (over every driver process) are subscribed.
+    pub subscribers: u64,
+    /// Messages to broadcast.
+    pub n: u64,
+    /// Scheduled interval between messages, µs (0: as fast as possible, still stamped).
+    pub interval_us: u64,
+    /// Data characters per message.
+    pub payload: usize,
+    /// How long to wait for the subscribers before starting anyway, ms.
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+}
+
+fn default_wait_ms() -> u64 {
+    60_000
+}
+
+impl BroadcastPlan {
+    /// Checks the limits, naming the field.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        let bad = |reason: String| ProtocolError::Malformed {
+            what: "broadcast plan",
+            reason,
+            preview: String::new(),
+        };
+        if self.topic.is_empty() || self.topic.len() > 200 {
+            return Err(bad(format!(
+                "topic must be 1..=200 bytes, got {}",
+                self.topic.len()
+            )));
+        }
+        if self.n > MAX_BROADCAST || self.payload > MAX_BLOCK_SIZE {
+            return Err(bad(format!(
+                "n {} or payload {} over the limits ({MAX_BROADCAST}, {MAX_BLOCK_SIZE})",
+                self.n, self.payload
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The acknowledgement a subscriber receives first: `{"op":"subscribed","topic":"t"}`.
+pub fn encode_subscribed(topic: &str) -> Vec<u8> {
+    serde_json::json!({"op": "subscribed", "topic": topic})
+        .to_string()
+        .into_bytes()
+}
+
+/// The tcp floor's subscribe frame: `{"op":"subscribe","topic":"t"}`.
+pub fn encode_subscribe(topic: &str) -> Vec<u8> {
+    serde_json::json!({"op": "subscribe", "topic": topic})
+        .to_string()
+        .into_bytes()
+}
+
+/// Random A-Z0-9 characters, the data of every text message.
+pub fn random_text(len: usize, rng: &mut u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| ALPHABET[(xorshift(rng) % 36) as usize])
+        .collect()
+}
+
+/// One broadcast message: reply-shaped, stamped with its scheduled send time.
+pub fn encode_broadcast(seq: u64, scheduled_ns: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 48);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, r#"{{"seq":{seq},"ts":{scheduled_ns},"data":""#);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\"}");
+    out
+}
+
 /// What a client can ask of the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// One study call, one reply.
     Call(Call),
     /// A burst of messages.
     Push(PushRequest),
+    /// Join a broadcast topic (the tcp floor's way; HTTP endpoints take `?topic=`).
+    Subscribe(String),
 }
 
 /// Decodes any client message: a call (no `op`, or `"op":"call"`) or a push request.
@@ -218,9 +344,18 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtocolError> {
             }
             Ok(Request::Push(push))
         }
+        Some("subscribe") => {
+            #[derive(Deserialize)]
+            struct Subscribe {
+                topic: String,
+            }
+            let sub: Subscribe =
+                serde_json::from_slice(bytes).map_err(|e| malformed("subscribe", bytes, e))?;
+            Ok(Request::Subscribe(sub.topic))
+        }
         Some(other) => Err(ProtocolError::Malformed {
             what: "request",
-            reason: format!("unknown op `{other}` (expected call or push)"),
+            reason: format!("unknown op `{other}` (expected call, push or subscribe)"),
             preview: String::new(),
         }),
     }
@@ -232,6 +367,14 @@ pub struct PushStream {
     data: Vec<u8>,
     next: u64,
     n: u64,
+    binary: bool,
+}
+
+impl PushStream {
+    /// True when the messages are binary (see [`BINARY_HEADER`]).
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
 }
 
 impl Iterator for PushStream {
@@ -241,11 +384,15 @@ impl Iterator for PushStream {
         if self.next >= self.n {
             return None;
         }
-        let mut out = Vec::with_capacity(self.data.len() + 48);
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, r#"{{"seq":{},"ts":{},"data":""#, self.next, mono_ns());
-        out.extend_from_slice(&self.data);
-        out.extend_from_slice(b"\"}");
+        let out = if self.binary {
+            let mut out = Vec::with_capacity(BINARY_HEADER + self.data.len());
+            out.extend_from_slice(&self.next.to_be_bytes());
+            out.extend_from_slice(&mono_ns().to_be_bytes());
+            out.extend_from_slice(&self.data);
+            out
+        } else {
+            encode_broadcast(self.next, mono_ns(), &self.data)
+        };
         self.next += 1;
         Some(out)
     }
@@ -263,6 +410,8 @@ pub enum Response {
     Reply(Vec<u8>),
     /// A burst of messages, written under the stated flush policy.
     Push(PushStream, Flush),
+    /// The connection joins a broadcast topic; acknowledge with [`encode_subscribed`].
+    Subscribe(String),
 }
 
 /// The server side of the protocol: answers calls with random blocks and push requests with
@@ -283,18 +432,24 @@ impl StudyHub {
         match decode_request(request)? {
             Request::Call(call) => self.answer_call(&call).map(Response::Reply),
             Request::Push(push) => {
-                let data = (0..push.payload)
-                    .map(|_| ALPHABET[(self.next_random() % 36) as usize])
-                    .collect();
+                let data = if push.binary {
+                    (0..push.payload)
+                        .map(|_| self.next_random() as u8)
+                        .collect()
+                } else {
+                    random_text(push.payload, &mut self.rng)
+                };
                 Ok(Response::Push(
                     PushStream {
                         data,
                         next: 0,
                         n: push.n,
+                        binary: push.binary,
                     },
                     push.flush,
                 ))
             }
+            Request::Subscribe(topic) => Ok(Response::Subscribe(topic)),
         }
     }
 
@@ -311,18 +466,22 @@ impl StudyHub {
         let mut out = Vec::with_capacity(block + 64);
         // Writing into a Vec cannot fail.
         let _ = write!(out, r#"{{"seq":{},"ts":{},"data":""#, call.seq, mono_ns());
-        out.extend((0..block).map(|_| ALPHABET[(self.next_random() % 36) as usize]));
+        out.extend_from_slice(&random_text(block, &mut self.rng));
         out.extend_from_slice(b"\"}");
         Ok(out)
     }
 
-    // xorshift64*: statistical quality is irrelevant here, only speed and A-Z0-9 output.
     fn next_random(&mut self) -> u64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
+        xorshift(&mut self.rng)
     }
+}
+
+// xorshift64*: statistical quality is irrelevant here, only speed and A-Z0-9 output.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
 }
 
 #[cfg(test)]
@@ -361,6 +520,7 @@ mod tests {
             n: 3,
             payload: 5,
             flush: Flush::Batched,
+            binary: false,
         };
         let Response::Push(stream, flush) =
             StudyHub::new(3).respond(&encode_push(&request)).unwrap()

@@ -38,6 +38,12 @@ impl Transport {
         }
     }
 
+    /// True when binary messages travel as bytes (WS binary frames, tcp); SSE and long
+    /// polling are text-only and carry them as base64.
+    pub fn carries_binary(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Tcp)
+    }
+
     /// True for the transports a browser can use (all but the TCP floor).
     pub fn is_web(self) -> bool {
         self != Transport::Tcp

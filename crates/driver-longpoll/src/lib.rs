@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 pub struct LongpollDriver;
 
 struct LongpollSession {
-    up: RpcUpstream,
+    /// The POST connection; `None` for a receive-only (subscribed) session.
+    up: Option<RpcUpstream>,
     session: String,
     replies: mpsc::UnboundedReceiver<Result<Bytes, DriverError>>,
     poller: JoinHandle<()>,
@@ -39,25 +40,59 @@ impl Driver for LongpollDriver {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         Box::pin(async move {
             let wire = WireCounter::default();
-            let mut up = Http1Connection::connect(target.http, &wire).await?;
-            let (_, body) = up
-                .exchange(Method::GET, "/poll", Bytes::new(), &[200])
-                .await?;
-            let opened: Opened = serde_json::from_slice(&body).map_err(|e| {
-                DriverError::Protocol(format!("GET /poll did not name a session: {e}"))
-            })?;
-            let down = Http1Connection::connect(target.http, &wire).await?;
-            let (tx, replies) = mpsc::unbounded_channel();
-            let poll_path = format!("/poll?session={}", opened.session);
-            let poller = tokio::spawn(poll_loop(down, poll_path, tx));
-            Ok(Box::new(LongpollSession {
-                up: RpcUpstream::new(up, &opened.session),
-                session: opened.session,
-                replies,
-                poller,
-                wire,
-            }) as Box<dyn Session>)
+            let (up, session) = open(target, "/poll", &wire).await?;
+            let down = Http1Connection::connect(target, &wire).await?;
+            let up = Some(RpcUpstream::new(up, &session));
+            Ok(Box::new(LongpollSession::start(up, down, session, wire)) as Box<dyn Session>)
         })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move {
+            // One connection: it opens the session, then carries the polls.
+            let wire = WireCounter::default();
+            let (down, session) = open(target, &format!("/poll?topic={topic}"), &wire).await?;
+            Ok(Box::new(LongpollSession::start(None, down, session, wire)) as Box<dyn Session>)
+        })
+    }
+}
+
+/// Opens a session with `GET path`; returns the connection and the session id.
+async fn open(
+    target: &Target,
+    path: &str,
+    wire: &WireCounter,
+) -> Result<(Http1Connection, String), DriverError> {
+    let mut connection = Http1Connection::connect(target, wire).await?;
+    let (_, body) = connection
+        .exchange(Method::GET, path, Bytes::new(), &[200])
+        .await?;
+    let opened: Opened = serde_json::from_slice(&body)
+        .map_err(|e| DriverError::Protocol(format!("GET {path} did not name a session: {e}")))?;
+    Ok((connection, opened.session))
+}
+
+impl LongpollSession {
+    fn start(
+        up: Option<RpcUpstream>,
+        down: Http1Connection,
+        session: String,
+        wire: WireCounter,
+    ) -> Self {
+        let (tx, replies) = mpsc::unbounded_channel();
+        let poll_path = format!("/poll?session={session}");
+        let poller = tokio::spawn(poll_loop(down, poll_path, tx));
+        LongpollSession {
+            up,
+            session,
+            replies,
+            poller,
+            wire,
+        }
     }
 }
 
@@ -92,7 +127,14 @@ async fn poll_loop(
 
 impl Session for LongpollSession {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.up.send(message))
+        Box::pin(async move {
+            match &mut self.up {
+                Some(up) => up.send(message).await,
+                None => Err(DriverError::Protocol(
+                    "a subscribed long-polling session only receives".into(),
+                )),
+            }
+        })
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {
@@ -106,11 +148,13 @@ impl Session for LongpollSession {
     fn close(mut self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>> {
         Box::pin(async move {
             self.poller.abort();
-            let path = format!("/poll?session={}", self.session);
-            self.up
-                .connection()
-                .exchange(Method::DELETE, &path, Bytes::new(), &[204])
-                .await?;
+            // A subscribed session has no spare connection; the server ends it with the topic.
+            if let Some(up) = &mut self.up {
+                let path = format!("/poll?session={}", self.session);
+                up.connection()
+                    .exchange(Method::DELETE, &path, Bytes::new(), &[204])
+                    .await?;
+            }
             Ok(())
         })
     }

@@ -17,7 +17,8 @@ pub struct SseDriver;
 
 struct SseSession {
     events: EventStream,
-    up: RpcUpstream,
+    /// The POST connection; `None` for a receive-only (subscribed) session.
+    up: Option<RpcUpstream>,
     wire: WireCounter,
 }
 
@@ -70,58 +71,87 @@ impl Driver for SseDriver {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         Box::pin(async move {
             let wire = WireCounter::default();
-            let mut down = Http1Connection::connect(target.http, &wire).await?;
-            let response = down
-                .request(Method::GET, "/sse", Bytes::new(), "text/event-stream")
-                .await?;
-            let status = response.status().as_u16();
-            let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
-            if status != 200 {
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                return Err(status_error(&Method::GET, "/sse", status, &body));
-            }
-            if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
-                return Err(DriverError::Protocol(
-                    "GET /sse did not answer text/event-stream".into(),
-                ));
-            }
-            let mut events = EventStream {
-                body: response.into_body(),
-                parser: SseParser::new(),
-                _connection: down,
-            };
-            let session = match events.next().await? {
-                Some(event) if event.event == "session" => event.data,
-                Some(event) => {
-                    return Err(DriverError::Protocol(format!(
-                        "GET /sse: first event is `{}`, expected `session`",
-                        event.event
-                    )));
-                }
-                None => {
-                    return Err(DriverError::Protocol(
-                        "GET /sse ended before naming a session".into(),
-                    ));
-                }
-            };
-            let up = Http1Connection::connect(target.http, &wire).await?;
+            let (events, session) = open_stream(target, "/sse", &wire).await?;
+            let up = Http1Connection::connect(target, &wire).await?;
             Ok(Box::new(SseSession {
                 events,
-                up: RpcUpstream::new(up, &session),
+                up: Some(RpcUpstream::new(up, &session)),
+                wire,
+            }) as Box<dyn Session>)
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move {
+            let wire = WireCounter::default();
+            let path = format!("/sse?topic={topic}");
+            let (events, _) = open_stream(target, &path, &wire).await?;
+            Ok(Box::new(SseSession {
+                events,
+                up: None,
                 wire,
             }) as Box<dyn Session>)
         })
     }
 }
 
+/// Opens `GET path` as an event stream and reads its first event, which names the session.
+async fn open_stream(
+    target: &Target,
+    path: &str,
+    wire: &WireCounter,
+) -> Result<(EventStream, String), DriverError> {
+    let mut down = Http1Connection::connect(target, wire).await?;
+    let response = down
+        .request(Method::GET, path, Bytes::new(), "text/event-stream")
+        .await?;
+    let status = response.status().as_u16();
+    let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
+    if status != 200 {
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(status_error(&Method::GET, path, status, &body));
+    }
+    if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+        return Err(DriverError::Protocol(format!(
+            "GET {path} did not answer text/event-stream"
+        )));
+    }
+    let mut events = EventStream {
+        body: response.into_body(),
+        parser: SseParser::new(),
+        _connection: down,
+    };
+    match events.next().await? {
+        Some(event) if event.event == "session" => Ok((events, event.data)),
+        Some(event) => Err(DriverError::Protocol(format!(
+            "GET {path}: first event is `{}`, expected `session`",
+            event.event
+        ))),
+        None => Err(DriverError::Protocol(format!(
+            "GET {path} ended before naming a session"
+        ))),
+    }
+}
+
 impl Session for SseSession {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.up.send(message))
+        Box::pin(async move {
+            match &mut self.up {
+                Some(up) => up.send(message).await,
+                None => Err(DriverError::Protocol(
+                    "a subscribed SSE session only receives".into(),
+                )),
+            }
+        })
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use pushbench_core::study::encode_subscribe;
 use pushbench_core::{
     CountingStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
     connect_tcp,
@@ -32,17 +33,38 @@ impl Driver for TcpDriver {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move { Ok(Box::new(open(target).await?) as Box<dyn Session>) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         Box::pin(async move {
-            let addr = target.tcp.ok_or(DriverError::NoListener(Transport::Tcp))?;
-            let wire = WireCounter::default();
-            let stream = BufReader::new(wire.wrap(connect_tcp(addr).await?));
-            Ok(Box::new(TcpSession {
-                stream,
-                frame: Vec::new(),
-                wire,
-            }) as Box<dyn Session>)
+            let mut session = open(target).await?;
+            session.send(&encode_subscribe(topic)).await?;
+            match session.recv().await? {
+                Some(ack) if ack.starts_with(br#"{"op":"subscribed""#) => {
+                    Ok(Box::new(session) as Box<dyn Session>)
+                }
+                other => Err(DriverError::Protocol(format!(
+                    "tcp subscribe to {topic}: first frame is {other:?}, expected the acknowledgement"
+                ))),
+            }
         })
     }
+}
+
+async fn open(target: &Target) -> Result<TcpSession, DriverError> {
+    let addr = target.tcp.ok_or(DriverError::NoListener(Transport::Tcp))?;
+    let wire = WireCounter::default();
+    let stream = BufReader::new(wire.wrap(connect_tcp(addr, target.source).await?));
+    Ok(TcpSession {
+        stream,
+        frame: Vec::new(),
+        wire,
+    })
 }
 
 impl Session for TcpSession {

@@ -46,18 +46,42 @@ impl Driver for WsDriver {
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         Box::pin(async move {
-            let wire = WireCounter::default();
-            let stream = wire.wrap(connect_tcp(target.http).await?);
-            let url = format!("ws://{}/ws", target.http);
-            let (socket, _) = tokio_tungstenite::client_async(url.as_str(), stream)
-                .await
-                .map_err(|e| DriverError::Handshake {
-                    what: format!("WebSocket handshake with {url}"),
-                    reason: e.to_string(),
-                })?;
-            Ok(Box::new(WsSession { socket, wire }) as Box<dyn Session>)
+            let session = open(target, "/ws").await?;
+            Ok(Box::new(session) as Box<dyn Session>)
         })
     }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        Box::pin(async move {
+            let mut session = open(target, &format!("/ws?topic={topic}")).await?;
+            match session.recv().await? {
+                Some(ack) if ack.starts_with(br#"{"op":"subscribed""#) => {
+                    Ok(Box::new(session) as Box<dyn Session>)
+                }
+                other => Err(DriverError::Protocol(format!(
+                    "GET /ws?topic={topic}: first message is {other:?}, expected the subscription acknowledgement"
+                ))),
+            }
+        })
+    }
+}
+
+/// Connects and upgrades `path` on the target's HTTP listener.
+async fn open(target: &Target, path: &str) -> Result<WsSession, DriverError> {
+    let wire = WireCounter::default();
+    let stream = wire.wrap(connect_tcp(target.http, target.source).await?);
+    let url = format!("ws://{}{path}", target.http);
+    let (socket, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+        .await
+        .map_err(|e| DriverError::Handshake {
+            what: format!("WebSocket handshake with {url}"),
+            reason: e.to_string(),
+        })?;
+    Ok(WsSession { socket, wire })
 }
 
 impl Session for WsSession {
@@ -73,22 +97,7 @@ impl Session for WsSession {
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {
-        Box::pin(async move {
-            loop {
-                match self.socket.next().await {
-                    None | Some(Ok(Message::Close(_))) => return Ok(None),
-                    Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
-                    Some(Ok(Message::Binary(bytes))) => return Ok(Some(bytes)),
-                    Some(Ok(_)) => continue,
-                    // A server that drops the connection without a close frame has still
-                    // closed the session: report it like a TCP EOF.
-                    Some(Err(tungstenite::Error::Protocol(
-                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                    ))) => return Ok(None),
-                    Some(Err(e)) => return Err(ws_error(e)),
-                }
-            }
-        })
+        Box::pin(self.next_message())
     }
 
     fn wire(&self) -> WireCounts {
@@ -97,5 +106,24 @@ impl Session for WsSession {
 
     fn close(mut self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>> {
         Box::pin(async move { self.socket.close(None).await.map_err(ws_error) })
+    }
+}
+
+impl WsSession {
+    async fn next_message(&mut self) -> Result<Option<Bytes>, DriverError> {
+        loop {
+            match self.socket.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
+                Some(Ok(Message::Binary(bytes))) => return Ok(Some(bytes)),
+                Some(Ok(_)) => continue,
+                // A server that drops the connection without a close frame has still
+                // closed the session: report it like a TCP EOF.
+                Some(Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                ))) => return Ok(None),
+                Some(Err(e)) => return Err(ws_error(e)),
+            }
+        }
     }
 }

@@ -1,12 +1,16 @@
 //! The raw-TCP floor: the same hub with the least framing possible (a 4-byte length prefix), so
 //! every protocol figure can be read as a ratio to it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pushbench_core::StudyHub;
-use pushbench_core::study::{Flush, Response};
+use pushbench_core::study::{Flush, Response, encode_subscribed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::broadcast::Topics;
+use crate::hub::{drain_ready, next_broadcast};
 
 /// The largest frame the floor accepts; a larger length prefix closes the connection.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -19,7 +23,7 @@ fn push_frame(frame: &mut Vec<u8>, message: &[u8]) {
     frame.extend_from_slice(message);
 }
 
-pub(crate) async fn serve(listener: TcpListener) {
+pub(crate) async fn serve(listener: TcpListener, topics: Arc<Topics>) {
     static SEEDS: AtomicU64 = AtomicU64::new(1);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -27,14 +31,15 @@ pub(crate) async fn serve(listener: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let hub = StudyHub::new(SEEDS.fetch_add(1, Ordering::Relaxed));
+        let topics = topics.clone();
         tokio::spawn(async move {
             // A peer that breaks the framing just loses its connection.
-            let _ = connection(stream, hub).await;
+            let _ = connection(stream, hub, &topics).await;
         });
     }
 }
 
-async fn connection(stream: TcpStream, mut hub: StudyHub) -> std::io::Result<()> {
+async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let mut call = Vec::new();
@@ -67,6 +72,20 @@ async fn connection(stream: TcpStream, mut hub: StudyHub) -> std::io::Result<()>
                     }
                 }
                 write.write_all(&frame).await?;
+            }
+            Response::Subscribe(topic) => {
+                let mut rx = topics.join(&topic);
+                push_frame(&mut frame, &encode_subscribed(&topic));
+                write.write_all(&frame).await?;
+                // From here the connection only carries the topic's messages.
+                while let Some(first) = next_broadcast(&mut rx).await {
+                    frame.clear();
+                    for message in drain_ready(&mut rx, first) {
+                        push_frame(&mut frame, &message);
+                    }
+                    write.write_all(&frame).await?;
+                }
+                return Ok(());
             }
         }
     }

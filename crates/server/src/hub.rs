@@ -11,12 +11,17 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::SinkExt;
 use futures_util::stream::{self, StreamExt};
 use pushbench_core::StudyHub;
-use pushbench_core::study::{Flush, Response as HubResponse};
+use pushbench_core::study::{Flush, Response as HubResponse, encode_subscribed};
 use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::mpsc;
+
+use crate::broadcast::Topics;
 
 /// Replies a session may hold before `POST /rpc` waits for the client to catch up.
 const SESSION_QUEUE: usize = 1024;
@@ -32,10 +37,56 @@ struct Outgoing {
 /// How long a poll waits for a reply before answering 204.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
-/// State shared by the handlers: the open SSE and long-polling sessions.
+/// State shared by the handlers: the open SSE and long-polling sessions, and the broadcast
+/// topics.
 #[derive(Clone, Default)]
 pub struct AppState {
     sessions: Arc<Sessions>,
+    pub(crate) topics: Arc<Topics>,
+}
+
+/// `?topic=NAME`: subscribe the connection to a broadcast topic.
+#[derive(Deserialize)]
+pub(crate) struct TopicQuery {
+    topic: Option<String>,
+}
+
+/// Gathers the messages already waiting on a subscription behind `first`, up to a batch.
+pub(crate) fn drain_ready(rx: &mut broadcast::Receiver<Bytes>, first: Bytes) -> Vec<Bytes> {
+    let mut batch = vec![first];
+    let mut bytes = batch[0].len();
+    while bytes < BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(next) => {
+                bytes += next.len();
+                batch.push(next);
+            }
+            // Lagging skips messages: the client counts them as lost.
+            Err(TryRecvError::Lagged(_)) => continue,
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// The next message of a subscription; `None` when the topic's broadcast is over.
+pub(crate) async fn next_broadcast(rx: &mut broadcast::Receiver<Bytes>) -> Option<Bytes> {
+    loop {
+        match rx.recv().await {
+            Ok(message) => return Some(message),
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// Binary messages travel as base64 text on the text-only transports (SSE, long polling).
+fn text_only(message: Vec<u8>, binary: bool) -> Bytes {
+    if binary {
+        Bytes::from(BASE64.encode(message))
+    } else {
+        Bytes::from(message)
+    }
 }
 
 #[derive(Default)]
@@ -95,8 +146,57 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// `GET /ws`: every data frame is a call, answered by a frame of the same kind.
-pub(crate) async fn ws(upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(|socket| ws_session(socket, new_hub()))
+/// `GET /ws?topic=T`: a subscriber; the first frame acknowledges, then the topic's broadcasts.
+pub(crate) async fn ws(
+    State(state): State<AppState>,
+    Query(query): Query<TopicQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match query.topic {
+        Some(topic) => upgrade.on_upgrade(move |socket| {
+            let rx = state.topics.join(&topic);
+            ws_subscriber(socket, rx, topic)
+        }),
+        None => upgrade.on_upgrade(|socket| ws_session(socket, new_hub())),
+    }
+}
+
+fn text_frame(message: Bytes) -> Message {
+    // Every server message but a binary push is ASCII JSON.
+    match Utf8Bytes::try_from(message) {
+        Ok(text) => Message::Text(text),
+        Err(_) => Message::Text(Utf8Bytes::from_static("")),
+    }
+}
+
+async fn ws_subscriber(socket: WebSocket, mut rx: broadcast::Receiver<Bytes>, topic: String) {
+    let (mut sink, mut incoming) = socket.split();
+    let ack = text_frame(Bytes::from(encode_subscribed(&topic)));
+    if sink.send(ack).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            message = incoming.next() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+            message = next_broadcast(&mut rx) => {
+                let Some(first) = message else {
+                    let _ = sink.close().await;
+                    return;
+                };
+                for message in drain_ready(&mut rx, first) {
+                    if sink.feed(text_frame(message)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn ws_session(mut socket: WebSocket, mut hub: StudyHub) {
@@ -107,18 +207,26 @@ async fn ws_session(mut socket: WebSocket, mut hub: StudyHub) {
             Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        let frame = |m: Vec<u8>| {
+        let frame = |m: Vec<u8>, binary: bool| {
             if binary {
                 Message::Binary(m.into())
             } else {
-                // Replies are ASCII JSON, so this conversion loses nothing.
-                Message::Text(Utf8Bytes::from(String::from_utf8_lossy(&m).into_owned()))
+                text_frame(Bytes::from(m))
             }
         };
         let sent = match hub.respond(request) {
-            Ok(HubResponse::Reply(reply)) => socket.send(frame(reply)).await,
+            Ok(HubResponse::Reply(reply)) => socket.send(frame(reply, binary)).await,
             Ok(HubResponse::Push(stream, flush)) => {
-                ws_push(&mut socket, stream.map(frame), flush).await
+                // A binary push goes out in binary frames, whatever frame asked for it.
+                let binary = stream.is_binary();
+                ws_push(&mut socket, stream.map(|m| frame(m, binary)), flush).await
+            }
+            Ok(HubResponse::Subscribe(_)) => {
+                let reason = Utf8Bytes::from_static("subscribe with GET /ws?topic=NAME");
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame { code: 1008, reason })))
+                    .await;
+                return;
             }
             Err(e) => {
                 // 1007: the frame's data does not fit the message type (RFC 6455 7.4.1).
@@ -174,7 +282,13 @@ fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
 /// `GET /sse`: opens a session; the first event (`id: 0`, `event: session`) names it, then
 /// one event per message, `id:` counting up. Per-message flushing yields to hyper after each
 /// event so it writes them one by one; batched gathers what is ready into one frame.
-pub(crate) async fn sse(State(state): State<AppState>) -> Response {
+pub(crate) async fn sse(
+    State(state): State<AppState>,
+    Query(query): Query<TopicQuery>,
+) -> Response {
+    if let Some(topic) = query.topic {
+        return sse_subscriber(state.topics.join(&topic), &topic);
+    }
     let (id, rx) = state.sessions.open(false);
     let guard = SessionGuard {
         sessions: state.sessions.clone(),
@@ -206,7 +320,12 @@ pub(crate) async fn sse(State(state): State<AppState>) -> Response {
             ))
         },
     );
-    let body = Body::from_stream(stream::once(async { Ok(first) }).chain(events));
+    event_stream(Body::from_stream(
+        stream::once(async { Ok(first) }).chain(events),
+    ))
+}
+
+fn event_stream(body: Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -217,9 +336,29 @@ pub(crate) async fn sse(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `GET /sse?topic=T`: the first event (`id: 0`, `event: session`, data the topic) says the
+/// subscription is live; then one event per broadcast message, what is ready in one write.
+fn sse_subscriber(rx: broadcast::Receiver<Bytes>, topic: &str) -> Response {
+    let first = Bytes::from(format!("id: 0\nevent: session\ndata: {topic}\n\n"));
+    let events = stream::unfold((rx, 0u64), |(mut rx, mut seq)| async move {
+        let first = next_broadcast(&mut rx).await?;
+        let batch = drain_ready(&mut rx, first);
+        let mut frame = Vec::with_capacity(batch.iter().map(|m| m.len() + 32).sum());
+        for message in batch {
+            seq += 1;
+            write_event(&mut frame, seq, &message);
+        }
+        Some((Ok::<_, Infallible>(Bytes::from(frame)), (rx, seq)))
+    });
+    event_stream(Body::from_stream(
+        stream::once(async { Ok(first) }).chain(events),
+    ))
+}
+
 #[derive(Deserialize)]
 pub(crate) struct SessionQuery {
     session: Option<u64>,
+    topic: Option<String>,
 }
 
 /// `GET /poll`: opens a session, or waits for replies on one.
@@ -229,6 +368,20 @@ pub(crate) async fn poll(
 ) -> Response {
     let Some(id) = query.session else {
         let (id, _) = state.sessions.open(true);
+        if let Some(topic) = &query.topic {
+            let tx = state.sessions.lock().get(&id).map(|s| s.tx.clone());
+            let mut rx = state.topics.join(topic);
+            // The topic's messages go down the session like replies; polls take them in batches.
+            tokio::spawn(async move {
+                let Some(tx) = tx else { return };
+                while let Some(message) = next_broadcast(&mut rx).await {
+                    let flush = Flush::Batched;
+                    if tx.send(Outgoing { message, flush }).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         return (
             [("content-type", "application/json")],
             format!(r#"{{"session":"{id}"}}"#),
@@ -296,22 +449,21 @@ pub(crate) async fn rpc(
         }
         Ok(HubResponse::Push(stream, flush)) => {
             // The burst goes down the session while this answers at once, as a call would.
+            let binary = stream.is_binary();
             tokio::spawn(async move {
                 for message in stream {
-                    if tx
-                        .send(Outgoing {
-                            message: Bytes::from(message),
-                            flush,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    let message = text_only(message, binary);
+                    if tx.send(Outgoing { message, flush }).await.is_err() {
                         return;
                     }
                 }
             });
             StatusCode::ACCEPTED.into_response()
         }
+        Ok(HubResponse::Subscribe(_)) => error(
+            StatusCode::BAD_REQUEST,
+            "subscribe with GET /sse?topic=NAME or GET /poll?topic=NAME",
+        ),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

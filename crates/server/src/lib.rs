@@ -8,13 +8,17 @@
 //! | `GET /poll` | long polling | without `session`: opens one and answers `{"session":"ID"}`; with `?session=ID`: waits for replies, answers them one per line (204 after 30 s of nothing) |
 //! | `DELETE /poll?session=ID` | long polling | ends a session |
 //! | `POST /rpc?session=ID` | SSE, long polling | the upstream call; 202, and the reply goes down the session's stream or poll |
-//! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way |
+//! | `GET /ws?topic=T`, `GET /sse?topic=T`, `GET /poll?topic=T` | all | subscribe to broadcast topic T; the first message acknowledges |
+//! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
+//! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
+//! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
 //! println!("listening on {}", server.http_addr);
 //! ```
 
+mod broadcast;
 mod floor;
 mod hub;
 
@@ -60,6 +64,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sse", get(hub::sse))
         .route("/poll", get(hub::poll).delete(hub::poll_close))
         .route("/rpc", post(hub::rpc))
+        .route("/broadcast", post(broadcast::start))
+        .route("/stall", post(broadcast::stall))
         .with_state(state)
 }
 
@@ -77,10 +83,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// The addresses drivers connect to.
     pub fn target(&self) -> Target {
-        Target {
-            http: self.http_addr,
-            tcp: self.tcp_addr,
-        }
+        Target::new(self.http_addr, self.tcp_addr)
     }
 
     /// Stops the server and waits for its thread.
@@ -129,13 +132,15 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
             runtime.block_on(async move {
                 let served = async {
                     let http = TcpListener::from_std(http)?;
+                    let state = AppState::default();
                     if let Some(tcp) = tcp {
-                        tokio::spawn(floor::serve(TcpListener::from_std(tcp)?));
+                        let topics = state.topics.clone();
+                        tokio::spawn(floor::serve(TcpListener::from_std(tcp)?, topics));
                     }
                     let listener = http.tap_io(|stream| {
                         let _ = stream.set_nodelay(true);
                     });
-                    axum::serve(listener, app(AppState::default())).await
+                    axum::serve(listener, app(state)).await
                 };
                 tokio::select! {
                     result = served => {

@@ -26,7 +26,7 @@ fn status_of(result: Result<(u16, Bytes), DriverError>) -> (u16, String) {
 #[tokio::test]
 async fn rpc_and_poll_answer_client_mistakes_with_named_errors() {
     let server = spawn(ServerConfig::default()).unwrap();
-    let mut http = Http1Connection::connect(server.http_addr, &WireCounter::default())
+    let mut http = Http1Connection::connect(&server.target(), &WireCounter::default())
         .await
         .unwrap();
     let mut ask = async |method: Method, path: &str, body: &'static [u8]| {
@@ -111,7 +111,7 @@ async fn ws_answers_calls_and_closes_1007_on_a_malformed_one() {
 #[tokio::test]
 async fn tcp_floor_answers_frames_and_drops_an_oversized_one() {
     let server = spawn(ServerConfig::default()).unwrap();
-    let mut stream = connect_tcp(server.tcp_addr.unwrap()).await.unwrap();
+    let mut stream = connect_tcp(server.tcp_addr.unwrap(), None).await.unwrap();
     let call = encode_call(9, 32);
     stream
         .write_all(&(call.len() as u32).to_be_bytes())
@@ -151,7 +151,7 @@ async fn sse_names_the_session_then_streams_replies_each_with_an_id() {
     use http_body_util::BodyExt;
     let server = spawn(ServerConfig::default()).unwrap();
     let wire = WireCounter::default();
-    let mut down = Http1Connection::connect(server.http_addr, &wire)
+    let mut down = Http1Connection::connect(&server.target(), &wire)
         .await
         .unwrap();
     let response = down
@@ -174,7 +174,7 @@ async fn sse_names_the_session_then_streams_replies_each_with_an_id() {
     );
     let session = text.trim_end().rsplit("data: ").next().unwrap().to_owned();
 
-    let mut up = Http1Connection::connect(server.http_addr, &wire)
+    let mut up = Http1Connection::connect(&server.target(), &wire)
         .await
         .unwrap();
     for seq in 0..2u64 {

@@ -1,0 +1,143 @@
+//! Broadcast topics: clients subscribe (`?topic=` on `/ws`, `/sse`, `/poll`, a subscribe frame
+//! on the tcp floor) and `POST /broadcast` starts a paced broadcast to every subscriber.
+//!
+//! The pacer is its own thread (not a task of the server runtime), so a stalled runtime cannot
+//! delay the schedule: each message is stamped with its *scheduled* time, and whatever holds it
+//! up afterwards (the runtime, a socket, the client) shows up as latency.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pushbench_core::study::{BroadcastPlan, encode_broadcast, mono_ns, random_text};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use crate::hub::AppState;
+
+/// Messages a subscriber may fall behind by before it misses some (counted as lost by the
+/// client, never hidden).
+const TOPIC_CAPACITY: usize = 16 * 1024;
+/// The most a stall request may block the server, ms.
+const MAX_STALL_MS: u64 = 10_000;
+
+/// The open topics.
+#[derive(Default)]
+pub(crate) struct Topics {
+    open: Mutex<HashMap<String, Arc<Topic>>>,
+}
+
+struct Topic {
+    tx: broadcast::Sender<Bytes>,
+    started: Mutex<bool>,
+}
+
+impl Topics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Topic>>> {
+        // A panic elsewhere cannot leave the map half-updated: recover the guard.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        self.lock()
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Topic {
+                    tx: broadcast::channel(TOPIC_CAPACITY).0,
+                    started: Mutex::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Joins `name`, creating it if needed; the receiver sees every message sent from now on.
+    pub(crate) fn join(&self, name: &str) -> broadcast::Receiver<Bytes> {
+        self.topic(name).tx.subscribe()
+    }
+
+    fn close(&self, name: &str) {
+        self.lock().remove(name);
+    }
+}
+
+/// `POST /broadcast` with a [`BroadcastPlan`]: 202 and the broadcast starts once its
+/// subscribers have joined; 200 if that topic's broadcast was already started (several driver
+/// processes each send the plan).
+pub(crate) async fn start(State(state): State<AppState>, body: Bytes) -> Response {
+    let plan: BroadcastPlan = match serde_json::from_slice(&body) {
+        Ok(plan) => plan,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("broadcast plan: {e}")).into_response(),
+    };
+    if let Err(e) = plan.validate() {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
+    let topics = state.topics.clone();
+    let topic = topics.topic(&plan.topic);
+    {
+        let mut started = topic.started.lock().unwrap_or_else(|e| e.into_inner());
+        if *started {
+            return (StatusCode::OK, "already started").into_response();
+        }
+        *started = true;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("pushbench-server-pacer".into())
+        .spawn(move || {
+            pace(&topic.tx, &plan);
+            topics.close(&plan.topic);
+        });
+    match spawned {
+        Ok(_) => (StatusCode::ACCEPTED, "started").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("pacer thread: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Waits for the subscribers (up to `wait_ms`), then sends message `i` at `t0 + i * interval`.
+fn pace(tx: &broadcast::Sender<Bytes>, plan: &BroadcastPlan) {
+    let give_up = Instant::now() + Duration::from_millis(plan.wait_ms);
+    while (tx.receiver_count() as u64) < plan.subscribers && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut rng = mono_ns() | 1;
+    let data = random_text(plan.payload, &mut rng);
+    // A little lead so the first message is not already late when it is built.
+    let t0 = mono_ns() + 1_000_000;
+    let interval = plan.interval_us * 1000;
+    for seq in 0..plan.n {
+        let due = t0 + seq * interval;
+        let now = mono_ns();
+        if due > now {
+            std::thread::sleep(Duration::from_nanos(due - now));
+        }
+        // No receivers left is not an error here: the clients count what they missed.
+        let _ = tx.send(Bytes::from(encode_broadcast(seq, due, &data)));
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StallQuery {
+    ms: u64,
+}
+
+/// `POST /stall?ms=N`: blocks the server runtime's worker for N ms (at most 10 s), as a
+/// garbage-collection pause or a blocking call would. Fault injection for latency tests.
+pub(crate) async fn stall(Query(query): Query<StallQuery>) -> Response {
+    if query.ms > MAX_STALL_MS {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("stall of {} ms exceeds {MAX_STALL_MS} ms", query.ms),
+        )
+            .into_response();
+    }
+    // Deliberately blocking: this is the fault being injected.
+    std::thread::sleep(Duration::from_millis(query.ms));
+    StatusCode::NO_CONTENT.into_response()
+}

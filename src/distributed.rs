@@ -1,0 +1,289 @@
+//! `serve`, `drive` and `merge`: the server and its clients in separate processes (more
+//! connections than one process's open-files limit allows, or a server written in another
+//! language), and the lossless combination of what each process measured.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use pushbench::RunWriter;
+use pushbench_core::broadcast::unique_topic;
+use pushbench_core::{BroadcastSpec, Target, Transport, merge_parts, open_files_limit};
+use pushbench_schema::{CaseResult, RunFile};
+use pushbench_server::ServerConfig;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Raw-TCP floor address [default: the HTTP address's IP, a free port].
+    #[arg(long, value_name = "ADDR")]
+    tcp_bind: Option<SocketAddr>,
+    /// Worker threads of the server runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// Runs the server until Ctrl-C; prints one line per listener (`http ADDR`, `tcp ADDR`).
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !args.bind.ip().is_loopback() {
+        eprintln!(
+            "pushbench: warning: serving on {} (not loopback): anyone who can reach it can load this machine",
+            args.bind
+        );
+    }
+    let config = ServerConfig {
+        http: args.bind,
+        tcp: Some(
+            args.tcp_bind
+                .unwrap_or_else(|| SocketAddr::new(args.bind.ip(), 0)),
+        ),
+        threads: args.threads,
+    };
+    let server = pushbench_server::spawn(config)?;
+    println!("http {}", server.http_addr);
+    if let Some(tcp) = server.tcp_addr {
+        println!("tcp {tcp}");
+    }
+    eprintln!(
+        "pushbench: serving (open-files limit {}); Ctrl-C stops",
+        open_files_limit()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    server.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct DriveArgs {
+    /// The server's HTTP address, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    target: String,
+    /// The server's raw-TCP floor address (needed for --transport tcp).
+    #[arg(long, value_name = "ADDR")]
+    tcp_target: Option<SocketAddr>,
+    /// Local address to connect from (127.0.0.2, 127.0.0.3, ... give each process its own
+    /// ephemeral ports on loopback).
+    #[arg(long, value_name = "IP")]
+    source: Option<IpAddr>,
+    /// Transport of the clients.
+    #[arg(long)]
+    transport: Transport,
+    /// Scenario written in the result: fanout or latency.
+    #[arg(long, default_value = "fanout")]
+    scenario: String,
+    /// Variant written in the result [default: broadcast for fanout, paced for latency].
+    #[arg(long)]
+    variant: Option<String>,
+    /// Broadcast topic; every process of one case must use the same.
+    #[arg(long, default_value = "pushbench-drive")]
+    topic: String,
+    /// Clients this process runs.
+    #[arg(long, default_value_t = 100)]
+    clients: u64,
+    /// Clients over every process: the server starts broadcasting once this many joined
+    /// [default: --clients].
+    #[arg(long)]
+    subscribers: Option<u64>,
+    /// Messages broadcast.
+    #[arg(long, default_value_t = 10)]
+    messages: u64,
+    /// Microseconds between broadcast messages.
+    #[arg(long, default_value_t = 100_000)]
+    interval_us: u64,
+    /// Data characters per message.
+    #[arg(long, default_value_t = 64)]
+    payload_bytes: usize,
+    /// How long a client waits for its next message, ms.
+    #[arg(long, default_value_t = 20_000)]
+    timeout_ms: u64,
+    /// Output directory for this process's run.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Lower this process's open-files limit first (to check how the limit is reported).
+    #[arg(long, value_name = "N")]
+    max_open_files: Option<u64>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_target(text: &str) -> anyhow::Result<SocketAddr> {
+    let authority = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    if authority.contains('/') || text.starts_with("https://") {
+        anyhow::bail!(
+            "--target {text}: expected http://HOST:PORT (no path; https is not supported yet)"
+        );
+    }
+    authority
+        .to_socket_addrs()
+        .with_context(|| format!("--target {text}: not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--target {text}: resolves to no address"))
+}
+
+/// Runs this process's clients of one broadcast case and writes its part of the result.
+pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(limit) = args.max_open_files {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let hard = getrlimit(Resource::Nofile).maximum;
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(limit),
+                maximum: hard,
+            },
+        )
+        .context("--max-open-files")?;
+    }
+    let mut target = Target::new(parse_target(&args.target)?, args.tcp_target);
+    target.source = args.source;
+    let variant = args.variant.clone().unwrap_or_else(|| {
+        if args.scenario == "latency" {
+            "paced".into()
+        } else {
+            "broadcast".into()
+        }
+    });
+    let spec = BroadcastSpec {
+        scenario: args.scenario.clone(),
+        variant,
+        topic: args.topic.clone(),
+        clients: args.clients,
+        subscribers: args.subscribers.unwrap_or(args.clients),
+        n: args.messages,
+        interval_us: args.interval_us,
+        payload: args.payload_bytes,
+        timeout_ms: args.timeout_ms,
+    };
+    let drivers = pushbench::drivers();
+    let driver = drivers
+        .get(args.transport)
+        .with_context(|| format!("no driver for {}", args.transport))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(unique_topic(&format!("drive-{}", args.transport)))
+    });
+    let config = serde_json::json!({
+        "scenario": "drive",
+        "target": args.target,
+        "tcp_target": args.tcp_target.map(|a| a.to_string()),
+        "source": args.source.map(|a| a.to_string()),
+        "transport": args.transport,
+        "topic": args.topic,
+        "clients": spec.clients,
+        "subscribers": spec.subscribers,
+        "messages": spec.n,
+        "interval_us": spec.interval_us,
+        "payload_bytes": spec.payload,
+        "clock": "CLOCK_MONOTONIC of the host",
+    });
+    let mut writer = RunWriter::create(&out, config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let measured = runtime.block_on(pushbench_core::run_broadcast_case(driver, &target, &spec));
+    let case = measured.case;
+    let error = case.error.clone();
+    writer.push(case)?;
+    let file = writer.finish()?;
+    if !args.quiet {
+        print!("{}", pushbench::summary_table(&file));
+        println!("wrote {}/run.json", out.display());
+    }
+    match error {
+        Some(e) => {
+            eprintln!("pushbench drive: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// Run directories (or run.json files) to combine.
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+    /// Where to write the merged run.json and cases.csv.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// What makes cases parts of the same case: everything but the client and process counts.
+fn merge_key(case: &CaseResult) -> String {
+    let p = &case.params;
+    format!(
+        "{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        case.scenario,
+        case.transport,
+        case.variant,
+        p.n,
+        p.block_size,
+        p.flush,
+        p.payload_bytes,
+        p.rate,
+        p.interval_us
+    )
+}
+
+/// Merges the cases of several runs: cases with the same scenario, transport, variant and
+/// parameters (client counts aside) become one, with counts summed and histograms merged.
+pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let files = args
+        .dirs
+        .iter()
+        .map(|d| RunFile::read(d).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut groups: Vec<(String, Vec<CaseResult>)> = Vec::new();
+    for case in files.iter().flat_map(|f| f.cases.iter()) {
+        let key = merge_key(case);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, parts)) => parts.push(case.clone()),
+            None => groups.push((key, vec![case.clone()])),
+        }
+    }
+    let mut info = files[0].run.clone();
+    info.id = format!("merged-{}", info.id);
+    info.started_at = files
+        .iter()
+        .map(|f| f.run.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    info.finished_at = files
+        .iter()
+        .map(|f| f.run.finished_at.clone())
+        .max()
+        .unwrap_or_default();
+    info.complete = files.iter().all(|f| f.run.complete);
+    let sources: Vec<serde_json::Value> = args
+        .dirs
+        .iter()
+        .zip(&files)
+        .map(|(dir, f)| {
+            serde_json::json!({"dir": dir.display().to_string(), "run_id": f.run.id, "config": f.run.config})
+        })
+        .collect();
+    info.config = serde_json::json!({"scenario": "merge", "merged_from": sources});
+    let mut merged = RunFile::new(info);
+    for (key, parts) in &groups {
+        let measurement = merge_parts(parts).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+        merged.cases.push(measurement.case);
+    }
+    merged.write(&args.out)?;
+    print!("{}", pushbench::summary_table(&merged));
+    println!(
+        "merged {} run(s), {} case(s) into {}",
+        files.len(),
+        merged.cases.len(),
+        args.out.display()
+    );
+    Ok(crate::flagged_exit(&merged))
+}
