@@ -163,6 +163,7 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
         interval_us: args.interval_us,
         payload: args.payload_bytes,
         timeout_ms: args.timeout_ms,
+        ..BroadcastSpec::default()
     };
     let drivers = pushbench::drivers();
     let driver = drivers

@@ -44,7 +44,7 @@ pub fn unique_topic(prefix: &str) -> String {
 }
 
 /// One broadcast case as a driver process (or this one) runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BroadcastSpec {
     /// Scenario id written in the result (`latency` or `fanout`).
     pub scenario: String,
@@ -64,6 +64,10 @@ pub struct BroadcastSpec {
     pub payload: usize,
     /// How long a client waits for its next message, ms.
     pub timeout_ms: u64,
+    /// Fault injection: the server's sender stops for `stall_ms` before this message.
+    pub stall_before: Option<u64>,
+    /// How long the sender stops, ms.
+    pub stall_ms: u64,
 }
 
 impl BroadcastSpec {
@@ -71,7 +75,8 @@ impl BroadcastSpec {
         Duration::from_millis(self.timeout_ms)
     }
 
-    fn plan(&self) -> BroadcastPlan {
+    /// The plan `POST /broadcast` carries for this spec.
+    pub fn plan(&self) -> BroadcastPlan {
         BroadcastPlan {
             topic: self.topic.clone(),
             subscribers: self.subscribers,
@@ -79,6 +84,8 @@ impl BroadcastSpec {
             interval_us: self.interval_us,
             payload: self.payload,
             wait_ms: self.timeout_ms,
+            stall_before: self.stall_before,
+            stall_ms: self.stall_ms,
         }
     }
 
@@ -448,6 +455,7 @@ pub async fn run_latency(
                 interval_us: 1_000_000 / config.rate,
                 payload: config.payload_bytes,
                 timeout_ms: config.timeout_ms,
+                ..BroadcastSpec::default()
             };
             out.push(match drivers.get(t) {
                 Some(d) => run_broadcast_case(d, target, &spec).await,
@@ -599,6 +607,7 @@ pub async fn run_fanout(
         interval_us: config.interval_ms * 1000,
         payload: config.payload_bytes,
         timeout_ms: config.timeout_ms,
+        ..BroadcastSpec::default()
     };
     let one = async |t: Transport, clients: u64, variant: &str| match drivers.get(t) {
         Some(d) => {
@@ -781,6 +790,8 @@ async fn connect_case(
             interval_us: 0,
             payload: 0,
             wait_ms: 0,
+            stall_before: None,
+            stall_ms: 0,
         },
     )
     .await;

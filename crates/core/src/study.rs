@@ -247,6 +247,17 @@ pub struct BroadcastPlan {
     /// How long to wait for the subscribers before starting anyway, ms.
     #[serde(default = "default_wait_ms")]
     pub wait_ms: u64,
+    /// Fault injection: the sender itself stops for `stall_ms` before message `stall_before`
+    /// (a paused sender must still show as latency: coordinated omission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_before: Option<u64>,
+    /// How long the sender stops, ms (at most 10 000).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stall_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn default_wait_ms() -> u64 {
@@ -266,6 +277,9 @@ impl BroadcastPlan {
                 "topic must be 1..=200 bytes, got {}",
                 self.topic.len()
             )));
+        }
+        if self.stall_ms > 10_000 {
+            return Err(bad(format!("stall_ms {} exceeds 10000", self.stall_ms)));
         }
         if self.n > MAX_BROADCAST || self.payload > MAX_BLOCK_SIZE {
             return Err(bad(format!(

@@ -112,6 +112,9 @@ fn pace(tx: &broadcast::Sender<Bytes>, plan: &BroadcastPlan) {
     let t0 = mono_ns() + 1_000_000;
     let interval = plan.interval_us * 1000;
     for seq in 0..plan.n {
+        if plan.stall_before == Some(seq) {
+            std::thread::sleep(Duration::from_millis(plan.stall_ms));
+        }
         let due = t0 + seq * interval;
         let now = mono_ns();
         if due > now {
