@@ -156,6 +156,38 @@ fn fanout_in_process_and_in_driver_processes_delivers_every_broadcast() {
 }
 
 #[test]
+fn fanout_beyond_this_process_file_limit_is_refused_up_front() {
+    let harness = Harness::start().unwrap();
+    let limit = pushbench_core::open_files_limit();
+    let clients = limit / 2 + 100;
+    let config = FanoutConfig {
+        clients: vec![clients],
+        in_process_max: u64::MAX,
+        search_steps: 0,
+        transports: vec![Transport::Ws],
+        ..FanoutConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let cases = harness.runtime.block_on(run_fanout(
+        &config,
+        &harness.drivers,
+        &harness.target(),
+        None,
+        &mut |_| {},
+    ));
+    let error = cases[0].error.as_deref().unwrap();
+    assert!(
+        error.contains(&format!("over its limit of {limit}")),
+        "{error}"
+    );
+    assert_eq!(cases[0].integrity.received, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused, not attempted"
+    );
+}
+
+#[test]
 fn a_driver_process_at_its_open_files_limit_fails_fast_and_says_so() {
     let harness = Harness::start().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,8 @@ use crate::wire::WireCounter;
 
 /// Subscriptions opened at once while connecting clients (a ramp opens all at once).
 const CONNECT_CONCURRENCY: usize = 256;
+/// Descriptors a process needs besides its connections (runtime, listeners, files).
+const FILES_SPARE: u64 = 64;
 /// The 100 ms "instant" threshold fan-out is judged by.
 pub const INSTANT_US: f64 = 100_000.0;
 
@@ -476,16 +478,44 @@ pub async fn run_fanout_case(
     processes: u64,
     exe: Option<&Path>,
 ) -> Measurement {
-    if processes == 0 {
-        return run_broadcast_case(driver, target, spec).await;
-    }
     let transport = driver.transport();
     let mut failed = CaseResult::new(&spec.scenario, transport.id(), &spec.variant);
     failed.params.clients = Some(spec.clients);
     failed.params.n = Some(spec.n);
-    failed.params.processes = Some(processes);
+    failed.params.processes = Some(processes.max(1));
     failed.integrity.sent = spec.clients * spec.n;
     failed.integrity.lost = failed.integrity.sent;
+    // The server's end of every connection lives in this process (and, in-process, the
+    // client's too): refuse up front rather than let connections time out one by one.
+    let per_client = if processes == 0 { 2 } else { 1 };
+    let needed = spec
+        .clients
+        .saturating_mul(per_client)
+        .saturating_add(FILES_SPARE);
+    let limit = crate::driver::open_files_limit();
+    if target.http.ip().is_loopback() && needed > limit {
+        let advice = if processes == 0 {
+            "lower --in-process-max so driver processes take the clients, or raise `ulimit -n`"
+        } else {
+            "use fewer clients, raise `ulimit -n`, or run the server alone (`pushbench serve`) and the clients with `pushbench drive`"
+        };
+        failed.error = Some(format!(
+            "{} clients need about {needed} open files in this process ({}), over its limit of {limit}: {advice}",
+            spec.clients,
+            if processes == 0 {
+                "server and clients"
+            } else {
+                "the server's side"
+            }
+        ));
+        return Measurement {
+            case: failed,
+            latency: LatencyHistogram::new(),
+        };
+    }
+    if processes == 0 {
+        return run_broadcast_case(driver, target, spec).await;
+    }
     let Some(exe) = exe else {
         failed.error = Some(format!(
             "{} clients need {processes} driver processes, but no pushbench executable was given to run them",
