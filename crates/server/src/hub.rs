@@ -34,6 +34,8 @@ struct Outgoing {
     message: Bytes,
     flush: Flush,
 }
+/// Bytes the server's WebSocket reads per call (see `ws`).
+pub const WS_READ_BUFFER: usize = 32 * 1024;
 /// How long a poll waits for a reply before answering 204.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
@@ -152,6 +154,8 @@ pub(crate) async fn ws(
     Query(query): Query<TopicQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // tungstenite zero-fills its whole read buffer before every read (128 KiB by default).
+    let upgrade = upgrade.read_buffer_size(WS_READ_BUFFER);
     match query.topic {
         Some(topic) => upgrade.on_upgrade(move |socket| {
             let rx = state.topics.join(&topic);
