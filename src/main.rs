@@ -5,9 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use pushbench::{Harness, Plan, RunWriter, summary_table};
-use pushbench_core::{CATALOGUE, Flush, RunEvent, Transport, scenario};
+use pushbench_core::{
+    CATALOGUE, Driver, DriverError, Flush, RunEvent, Session, Target, Transport, scenario,
+};
 use pushbench_schema::RunFile;
 
 mod distributed;
@@ -298,9 +301,61 @@ fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
     Ok(plans)
 }
 
+/// Wraps a driver so the progress bar names the transport being measured.
+struct Announced {
+    inner: std::sync::Arc<dyn Driver>,
+    progress: Progress,
+}
+
+/// The progress bar and the label of the group running now.
+#[derive(Clone)]
+struct Progress {
+    bar: ProgressBar,
+    state: std::sync::Arc<std::sync::Mutex<(String, Option<Transport>)>>,
+}
+
+impl Progress {
+    fn group(&self, label: String) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *state = (label, None);
+        self.bar.set_message(state.0.clone());
+    }
+
+    fn transport(&self, t: Transport) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.1 != Some(t) {
+            state.1 = Some(t);
+            self.bar.set_message(format!("{} · {t}", state.0));
+        }
+    }
+}
+
+impl Driver for Announced {
+    fn transport(&self) -> Transport {
+        self.inner.transport()
+    }
+
+    fn connect<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        self.progress.transport(self.inner.transport());
+        self.inner.connect(target)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        target: &'a Target,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
+        self.progress.transport(self.inner.transport());
+        self.inner.subscribe(target, topic)
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = plans(&args)?;
-    let harness = Harness::start()?;
+    let mut harness = Harness::start()?;
     let config = if let [plan] = plans.as_slice() {
         harness.run_config(plan.id(), &plan.config_value())
     } else {
@@ -334,6 +389,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    let progress = Progress {
+        bar: bar.clone(),
+        state: Default::default(),
+    };
+    harness.drivers = harness.drivers.map(|inner| {
+        let progress = progress.clone();
+        std::sync::Arc::new(Announced { inner, progress })
+    });
 
     let mut write_error = None;
     let interrupted = harness.runtime.block_on(async {
@@ -343,7 +406,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let mut on_event = |event: RunEvent<'_>| match event {
                 RunEvent::GroupStarted { label, done, .. } => {
                     bar.set_position((finished_groups + done) as u64);
-                    bar.set_message(label);
+                    progress.group(label);
                 }
                 RunEvent::CaseMeasured { index, case } => {
                     if let Err(e) = writer.set(offset + index, case.clone()) {

@@ -32,6 +32,13 @@ impl DriverSet {
         DriverSet { drivers }
     }
 
+    /// The set with every driver wrapped by `wrap` (to observe or alter what they do).
+    pub fn map(&self, wrap: impl Fn(Arc<dyn Driver>) -> Arc<dyn Driver>) -> DriverSet {
+        DriverSet {
+            drivers: self.drivers.iter().cloned().map(wrap).collect(),
+        }
+    }
+
     /// The driver for `transport`, if the set has one.
     pub fn get(&self, transport: Transport) -> Option<&dyn Driver> {
         self.drivers
