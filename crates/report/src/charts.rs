@@ -17,9 +17,9 @@ const FONT: &str = "sans-serif";
 const SEQ_COLOR: RGBColor = RGBColor(52, 101, 164);
 const ALL_COLOR: RGBColor = RGBColor(245, 121, 0);
 const FLOOR_COLOR: RGBColor = RGBColor(136, 138, 133);
-const FLAG_COLOR: RGBColor = RGBColor(204, 0, 0);
+pub(crate) const FLAG_COLOR: RGBColor = RGBColor(204, 0, 0);
 /// Legend text for a flagged bar or point.
-const FLAG_LABEL: &str = "FLAGGED (error or lost/dup/out-of-order)";
+pub(crate) const FLAG_LABEL: &str = "FLAGGED (error or lost/dup/out-of-order)";
 /// Fraction of the plot height kept free above the tallest bar for its labels and the legend.
 const HEADROOM: f64 = 0.3;
 /// Vertical distance between stacked labels, as a fraction of the plot height.
@@ -35,7 +35,7 @@ pub(crate) trait Chart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
 }
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
@@ -69,11 +69,11 @@ pub(crate) fn write_chart(chart: &impl Chart, dir: &Path) -> Result<Vec<PathBuf>
     Ok(vec![svg, png])
 }
 
-fn title_style() -> TextStyle<'static> {
+pub(crate) fn title_style() -> TextStyle<'static> {
     (FONT, 26).into_font().into()
 }
 
-fn label_style() -> TextStyle<'static> {
+pub(crate) fn label_style() -> TextStyle<'static> {
     (FONT, 16).into_font().into()
 }
 
@@ -118,7 +118,7 @@ where
 }
 
 /// The legend box every chart uses.
-fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     position: SeriesLabelPosition,
 ) -> DrawResult {
@@ -347,7 +347,7 @@ pub(crate) struct CallsPerSecond<'a> {
     pub view: &'a StudyView<'a>,
 }
 
-fn transport_color(t: &str) -> RGBColor {
+pub(crate) fn transport_color(t: &str) -> RGBColor {
     match t {
         "ws" => SEQ_COLOR,
         "sse" => RGBColor(78, 154, 6),

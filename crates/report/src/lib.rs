@@ -23,7 +23,9 @@
 //! ```
 
 mod charts;
+mod lines;
 mod markdown;
+mod scenarios;
 mod study;
 
 use std::io;
@@ -104,9 +106,14 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(&file),
         push_charts(&file),
     ];
+    let (lines, bars) = scenarios::charts(&file);
     let mut charts = Vec::new();
     let mut names = Vec::new();
-    for chart in all.iter().flatten() {
+    let more = lines
+        .iter()
+        .map(|c| c as &dyn ErasedChart)
+        .chain(bars.iter().map(|c| c as &dyn ErasedChart));
+    for chart in all.iter().flatten().map(|c| c.as_ref()).chain(more) {
         names.push(chart.name());
         charts.extend(chart.write(dir)?);
     }

@@ -9,11 +9,11 @@ use crate::study::{
     StudyView, TRANSPORT_ORDER, WEB, client_counts, push_cases, push_ratio_to_floor, scenario_cases,
 };
 
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+pub(crate) fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(|| "—".to_owned(), f)
 }
 
-fn us(v: Option<f64>) -> String {
+pub(crate) fn us(v: Option<f64>) -> String {
     opt(v, |v| format!("{v:.0}"))
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn flag_reason(case: &CaseResult) -> Option<String> {
     ))
 }
 
-fn status(case: &CaseResult) -> String {
+pub(crate) fn status(case: &CaseResult) -> String {
     flag_reason(case).map_or_else(
         || "ok".to_owned(),
         |r| format!("**FLAGGED**: {}", r.replace('|', "/")),
@@ -40,7 +40,7 @@ fn status(case: &CaseResult) -> String {
 }
 
 /// Integrity as `sent/received/lost/duplicated/out of order`.
-fn counts(i: &Integrity) -> String {
+pub(crate) fn counts(i: &Integrity) -> String {
     format!(
         "{}/{}/{}/{}/{}",
         i.sent, i.received, i.lost, i.duplicated, i.out_of_order
@@ -99,7 +99,9 @@ pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
         results(&mut md, &view, charts);
         conclusion(&mut md, &view);
     }
+    crate::scenarios::comparison(&mut md, file);
     push(&mut md, file, charts);
+    crate::scenarios::sections(&mut md, file, charts);
     roundtrip(&mut md, file, charts);
     integrity(&mut md, &flagged);
     all_cases(&mut md, file, &view);
