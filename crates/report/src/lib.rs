@@ -2,8 +2,12 @@
 //! `charts/*.svg` + `charts/*.png` with plotters and a bundled font (no system font libraries),
 //! and `REPORT.md`, whose every figure comes from that file.
 //!
-//! The study charts are `study-n{N}` (elapsed time per transport, like the published bar
-//! chart), `study-calls-per-s` and `study-latency`; later scenarios add their own.
+//! Charts, each written only when the run has its cases: `study-n{N}` (elapsed time per
+//! transport, like the published bar chart), `study-calls-per-s`, `study-latency`,
+//! `push-msgs-per-s`, `latency-c{C}` (percentile curves), `fanout` (latency by clients with the
+//! 100 ms line), `connect`, `payload-overhead`, `payload-throughput` and `roundtrip-c{C}`.
+//! REPORT.md adds a "measured comparison" table: the usual WS-vs-SSE feature table, filled
+//! with this run's figures.
 //!
 //! ```
 //! use pushbench_schema::{CaseResult, RunFile, RunInfo};

@@ -338,7 +338,8 @@ fn fanout(md: &mut String, file: &RunFile, charts: &[String]) {
          Every interval the server broadcasts one message to C subscribed clients; latency runs from the \
          scheduled broadcast time to each client's receipt. Above the in-process limit the clients run in \
          separate driver processes (`pushbench drive`, each from its own loopback address), whose histograms are \
-         merged without loss; `processes` says how many. Points marked `search` were added by a bisection \
+         merged without loss; `client processes` says where the clients ran (`server` when in the server's own \
+         process). Points marked `search` were added by a bisection \
          towards the largest client count whose p99 stays under 100 ms, the usual threshold for \"instant\".\n\n",
     );
     image(md, "fanout", "fan-out latency by clients", charts);
@@ -349,7 +350,7 @@ fn fanout(md: &mut String, file: &RunFile, charts: &[String]) {
         }
     }
     md.push_str(
-        "\n| transport | variant | clients | processes | broadcasts | interval ms | connect all ms | p50 / p99 / max ms | sent/recv/lost/dup/ooo | status |\n\
+        "\n| transport | variant | clients | client processes | broadcasts | interval ms | connect all ms | p50 / p99 / max ms | sent/recv/lost/dup/ooo | status |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut sorted = cases.clone();
@@ -358,15 +359,20 @@ fn fanout(md: &mut String, file: &RunFile, charts: &[String]) {
         (order, c.params.clients)
     });
     let ms = |v: Option<f64>| opt(v, |v| format!("{:.1}", v / 1000.0));
+    let in_process_max = file.run.config["fanout"]["in_process_max"].as_u64();
     for c in sorted {
         let m = &c.metrics;
+        let processes = match (c.params.clients, in_process_max) {
+            (Some(clients), Some(max)) if clients <= max => "server".to_string(),
+            _ => opt(c.params.processes, |n| n.to_string()),
+        };
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} |",
             c.transport,
             c.variant,
             opt(c.params.clients, |n| n.to_string()),
-            opt(c.params.processes, |n| n.to_string()),
+            processes,
             opt(c.params.n, |n| n.to_string()),
             opt(c.params.interval_us, |n| format!("{}", n / 1000)),
             opt(m.connect_ms, |v| format!("{v:.0}")),

@@ -97,7 +97,8 @@ pub struct CaseResult {
     pub metrics: Metrics,
     /// Message accounting: a case with any loss is flagged, never averaged in silently.
     pub integrity: Integrity,
-    /// Latency histogram (µs), HdrHistogram V2 serialization, base64.
+    /// Latency histogram in nanoseconds (1 ns to 1 h, 3 significant digits), HdrHistogram V2
+    /// serialization, base64; `pushbench merge` adds these losslessly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram: Option<String>,
     /// Why the case failed or stopped early; `None` for a case that ran to the end.
