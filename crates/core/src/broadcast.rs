@@ -579,7 +579,7 @@ async fn drive_processes(
             ..spec.clone()
         };
         let out: PathBuf = dir.join(format!("part-{process}"));
-        let mut target = *target;
+        let mut target = target.clone();
         target.source = source_for(&target, process);
         let child = tokio::process::Command::new(exe)
             .args(part.drive_args(transport, &target, &out))

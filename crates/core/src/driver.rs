@@ -11,7 +11,7 @@ use crate::transport::Transport;
 use crate::wire::WireCounts;
 
 /// Where the server under test listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The HTTP listener (`/ws`, `/sse`, `/poll`, `/rpc`).
     pub http: SocketAddr,
