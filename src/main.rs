@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario and write DIR/run.json and DIR/cases.csv.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render DIR/charts/*.svg|png and DIR/REPORT.md from DIR/run.json.
     Report {
         /// A run directory (holding run.json).
@@ -86,7 +86,8 @@ struct RunArgs {
     /// study: skip the all-at-once variant (web transports concurrently).
     #[arg(long, help_heading = "Study")]
     no_all_at_once: bool,
-    /// push: messages per case [default: 100000; --quick: 10000].
+    /// push, reconnect: messages per case [default: push 100000, reconnect 2000; --quick:
+    /// push 10000, reconnect 500].
     #[arg(long, help_heading = "Push")]
     messages: Option<u64>,
     /// push, latency, fanout, roundtrip: data characters per message [default: 64].
@@ -100,7 +101,7 @@ struct RunArgs {
         help_heading = "Push"
     )]
     flush: Option<Vec<Flush>>,
-    /// latency: messages per second the server emits to every client [default: 1000].
+    /// latency, reconnect: messages per second the server emits [default: 1000].
     #[arg(long, help_heading = "Latency")]
     rate: Option<u64>,
     /// latency: how long the server emits, ms [default: 5000; --quick: 500].
@@ -158,6 +159,26 @@ struct RunArgs {
     /// payload: text payloads only (skip binary).
     #[arg(long, help_heading = "Payload")]
     no_binary: bool,
+    /// reconnect: the server drops each connection after this many messages [default: 250;
+    /// --quick: 100].
+    #[arg(long, help_heading = "Reconnect")]
+    drop_every: Option<u64>,
+    /// reconnect: how long the server refuses connections after a drop, ms, one case per
+    /// value, comma-separated [default: 0,500; --quick: 0,200].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        help_heading = "Reconnect"
+    )]
+    down_ms: Option<Vec<u64>>,
+    /// reconnect: the reconnection delay, sent to SSE clients as `retry:` and used by the
+    /// WebSocket client, ms [default: 100; --quick: 50].
+    #[arg(long, help_heading = "Reconnect")]
+    retry_ms: Option<u64>,
+    /// reconnect: skip the no-resume variant (which shows what a reconnect loses).
+    #[arg(long, help_heading = "Reconnect")]
+    resume_only: bool,
 }
 
 impl RunArgs {
@@ -222,6 +243,24 @@ impl RunArgs {
                 set(&mut c.sizes, &self.sizes);
                 c.binary &= !self.no_binary;
             }
+            Plan::Reconnect(c) => {
+                if let Some(transports) = &self.transports {
+                    // Only ws and sse have a resume protocol; `run all` passes the rest by.
+                    c.transports = transports
+                        .iter()
+                        .copied()
+                        .filter(|t| matches!(t, Transport::Ws | Transport::Sse))
+                        .collect();
+                }
+                set(&mut c.repeats, &self.repeats);
+                set(&mut c.messages, &self.messages);
+                set(&mut c.rate, &self.rate);
+                set(&mut c.payload_bytes, &self.payload_bytes);
+                set(&mut c.drop_every, &self.drop_every);
+                set(&mut c.down_ms, &self.down_ms);
+                set(&mut c.retry_ms, &self.retry_ms);
+                c.no_resume &= !self.resume_only;
+            }
         }
     }
 }
@@ -229,7 +268,7 @@ impl RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Report { dir } => report(dir),
         Command::List => {
             list();

@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pushbench_core::reconnect::Follower;
 use pushbench_core::{
-    ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig, RoundtripConfig,
-    RunEvent, StudyConfig,
+    ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig, ReconnectConfig,
+    RoundtripConfig, RunEvent, StudyConfig, Transport,
 };
+use pushbench_driver_sse::SseDriver;
+use pushbench_driver_ws::WsDriver;
 use pushbench_schema::CaseResult;
 
 use crate::Harness;
@@ -29,6 +32,8 @@ pub enum Plan {
     Connect(ConnectConfig),
     /// Payload sizes, text and binary.
     Payload(PayloadConfig),
+    /// Dropped connections, resumed or not.
+    Reconnect(ReconnectConfig),
 }
 
 impl Plan {
@@ -41,6 +46,7 @@ impl Plan {
             "fanout",
             "roundtrip",
             "connect",
+            "reconnect",
             "payload",
         ]
         .into_iter()
@@ -72,6 +78,11 @@ impl Plan {
                 ConnectConfig::quick(),
                 ConnectConfig::default(),
             )),
+            "reconnect" => Plan::Reconnect(pick(
+                quick,
+                ReconnectConfig::quick(),
+                ReconnectConfig::default(),
+            )),
             "payload" => Plan::Payload(pick(
                 quick,
                 PayloadConfig::quick(),
@@ -91,6 +102,7 @@ impl Plan {
             Plan::Roundtrip(_) => "roundtrip",
             Plan::Connect(_) => "connect",
             Plan::Payload(_) => "payload",
+            Plan::Reconnect(_) => "reconnect",
         }
     }
 
@@ -104,6 +116,7 @@ impl Plan {
             Plan::Roundtrip(c) => c.validate(),
             Plan::Connect(c) => c.validate(),
             Plan::Payload(c) => c.validate(),
+            Plan::Reconnect(c) => c.validate(),
         }
     }
 
@@ -117,6 +130,7 @@ impl Plan {
             Plan::Roundtrip(c) => serde_json::to_value(c),
             Plan::Connect(c) => serde_json::to_value(c),
             Plan::Payload(c) => serde_json::to_value(c),
+            Plan::Reconnect(c) => serde_json::to_value(c),
         };
         value.unwrap_or_default()
     }
@@ -132,6 +146,7 @@ impl Plan {
             Plan::Roundtrip(c) => c.clients.len() as u64 * r(c.repeats),
             Plan::Connect(c) => (1 + c.ramp.len() as u64) * r(c.repeats),
             Plan::Payload(c) => c.sizes.len() as u64 * if c.binary { 2 } else { 1 } * r(c.repeats),
+            Plan::Reconnect(c) => (c.down_ms.len() * c.variants().len()) as u64 * r(c.repeats),
         }
     }
 
@@ -183,6 +198,7 @@ impl Plan {
                     * c.transports.len() as f64
                     * f64::from(c.repeats)
             }
+            Plan::Reconnect(c) => return c.expected(),
         };
         Duration::from_secs_f64(secs)
     }
@@ -206,6 +222,18 @@ impl Plan {
             Plan::Roundtrip(c) => pushbench_core::run_roundtrip(c, d, &target, on_event).await,
             Plan::Connect(c) => pushbench_core::run_connect(c, d, &target, on_event).await,
             Plan::Payload(c) => pushbench_core::run_payload(c, d, &target, on_event).await,
+            Plan::Reconnect(c) => {
+                let followers: Vec<&dyn Follower> = c
+                    .transports
+                    .iter()
+                    .filter_map(|t| match t {
+                        Transport::Ws => Some(&WsDriver as &dyn Follower),
+                        Transport::Sse => Some(&SseDriver as &dyn Follower),
+                        _ => None,
+                    })
+                    .collect();
+                pushbench_core::reconnect::run_reconnect(c, &followers, &target, on_event).await
+            }
         }
     }
 }

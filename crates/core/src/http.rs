@@ -50,11 +50,26 @@ impl Http1Connection {
         body: Bytes,
         accept: &str,
     ) -> Result<Response<Incoming>, DriverError> {
+        self.request_with(method, path, body, accept, &[]).await
+    }
+
+    /// Like [`request`](Self::request), with extra headers (e.g. `Last-Event-ID`).
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        accept: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>, DriverError> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(path)
             .header(http::header::HOST, &self.host)
             .header(http::header::ACCEPT, accept);
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
         if !body.is_empty() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
         }

@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod driver;
 pub mod env;
 pub mod http;
+pub mod reconnect;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
@@ -32,7 +33,8 @@ pub use runner::{
 };
 pub use scenario::{
     CATALOGUE, ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig,
-    RoundtripConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant, scenario,
+    ReconnectConfig, RoundtripConfig, ScenarioInfo, StudyConfig, StudyGroup, StudyVariant,
+    scenario,
 };
 pub use stats::LatencyHistogram;
 pub use study::{Flush, ProtocolError, PushRequest, StudyHub};

@@ -694,7 +694,8 @@ mod tests {
                 received: 3,
                 lost: 2,
                 duplicated: 1,
-                out_of_order: 1
+                out_of_order: 1,
+                loss_by_design: false,
             }
         );
     }

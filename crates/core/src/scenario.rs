@@ -62,7 +62,7 @@ pub const CATALOGUE: &[ScenarioInfo] = &[
         id: "reconnect",
         what: "server drops connections; SSE resumes by Last-Event-ID, WS by an app-level resume",
         figures: "recovery ms, lost/dup",
-        implemented: false,
+        implemented: true,
     },
     ScenarioInfo {
         id: "payload",
@@ -705,5 +705,119 @@ mod tests {
             .is_err()
         );
         assert!(scenario("study").is_some_and(|s| s.implemented));
+    }
+}
+
+/// Configuration of the `reconnect` scenario: a live feed of `messages` at `rate` per second
+/// whose server drops each connection every `drop_every` messages, then (per `down_ms` entry)
+/// refuses connections for that long; followed with and without resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconnectConfig {
+    /// Messages per feed.
+    pub messages: u64,
+    /// Messages produced per second.
+    pub rate: u64,
+    /// The server drops each connection after this many messages.
+    pub drop_every: u64,
+    /// Downtimes after each drop, ms: one case per entry (0: back at once).
+    pub down_ms: Vec<u64>,
+    /// Reconnection delay (SSE `retry:` and the WebSocket client's wait), ms.
+    pub retry_ms: u64,
+    /// Characters of data per message.
+    pub payload_bytes: usize,
+    /// Also follow without resume, to show what a reconnect loses.
+    pub no_resume: bool,
+    /// Transports to measure (those with a follower: ws, sse).
+    pub transports: Vec<Transport>,
+    /// Runs per case.
+    pub repeats: u32,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            messages: 2_000,
+            rate: 1_000,
+            drop_every: 250,
+            down_ms: vec![0, 500],
+            retry_ms: 100,
+            payload_bytes: 64,
+            no_resume: true,
+            transports: vec![Transport::Ws, Transport::Sse],
+            repeats: 1,
+        }
+    }
+}
+
+impl ReconnectConfig {
+    /// The reduced set `--quick` runs: 500 messages, a drop every 100, down 0 or 200 ms.
+    pub fn quick() -> Self {
+        ReconnectConfig {
+            messages: 500,
+            drop_every: 100,
+            down_ms: vec![0, 200],
+            retry_ms: 50,
+            ..ReconnectConfig::default()
+        }
+    }
+
+    /// Resume first, then (if asked) without.
+    pub fn variants(&self) -> Vec<bool> {
+        if self.no_resume {
+            vec![true, false]
+        } else {
+            vec![true]
+        }
+    }
+
+    /// How long one feed may take before its case fails: its own length, every outage at its
+    /// worst, and ten seconds of slack.
+    pub fn timeout_for(&self, down_ms: u64) -> Duration {
+        let feed_ms = self.messages * 1000 / self.rate.max(1);
+        let outages = self.messages / self.drop_every.max(1) + 1;
+        Duration::from_millis(feed_ms + outages * (down_ms + 2 * self.retry_ms) + 10_000)
+    }
+
+    /// Expected wall time of the whole scenario.
+    pub fn expected(&self) -> Duration {
+        let per_down: Duration = self
+            .down_ms
+            .iter()
+            .map(|&d| {
+                let outages = self.messages / self.drop_every.max(1);
+                Duration::from_millis(
+                    self.messages * 1000 / self.rate.max(1) + outages * (d + self.retry_ms),
+                )
+            })
+            .sum();
+        per_down * (self.variants().len() * self.transports.len()) as u32 * self.repeats
+    }
+
+    /// Checks the values a user could get wrong, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.messages == 0 || self.rate == 0 || self.drop_every == 0 || self.repeats == 0 {
+            return Err("reconnect.messages, rate, drop_every and repeats must be above 0".into());
+        }
+        if self.down_ms.is_empty() || self.down_ms.iter().any(|&d| d > 60_000) {
+            return Err(format!(
+                "reconnect.down_ms must list downtimes of 0..=60000 ms, got {:?}",
+                self.down_ms
+            ));
+        }
+        if let Some(t) = self
+            .transports
+            .iter()
+            .find(|t| !matches!(t, Transport::Ws | Transport::Sse))
+        {
+            return Err(format!(
+                "reconnect runs ws and sse (the transports with a resume protocol); {} has none here",
+                t.id()
+            ));
+        }
+        if self.transports.is_empty() {
+            return Err("reconnect.transports must name ws, sse or both".into());
+        }
+        Ok(())
     }
 }

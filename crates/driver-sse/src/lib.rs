@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+mod feed;
 pub mod parser;
 mod session;
 

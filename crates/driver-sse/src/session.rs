@@ -23,16 +23,25 @@ struct SseSession {
 }
 
 /// An open `text/event-stream` response and its parser.
-struct EventStream {
+pub(crate) struct EventStream {
     body: Incoming,
-    parser: SseParser,
+    pub(crate) parser: SseParser,
     // Keeps the stream's connection alive.
     _connection: Http1Connection,
 }
 
 impl EventStream {
+    /// Parses `body`, the response of a request on `connection`.
+    pub(crate) fn new(body: Incoming, connection: Http1Connection) -> Self {
+        EventStream {
+            body,
+            parser: SseParser::new(),
+            _connection: connection,
+        }
+    }
+
     /// The next dispatched event, or `None` at the end of the stream.
-    async fn next(&mut self) -> Result<Option<SseEvent>, DriverError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<SseEvent>, DriverError> {
         loop {
             if let Some(event) = self.parser.next_event() {
                 return Ok(Some(event));
@@ -125,11 +134,7 @@ async fn open_stream(
             "GET {path} did not answer text/event-stream"
         )));
     }
-    let mut events = EventStream {
-        body: response.into_body(),
-        parser: SseParser::new(),
-        _connection: down,
-    };
+    let mut events = EventStream::new(response.into_body(), down);
     match events.next().await? {
         Some(event) if event.event == "session" => Ok((events, event.data)),
         Some(event) => Err(DriverError::Protocol(format!(

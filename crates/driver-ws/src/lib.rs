@@ -21,6 +21,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+mod feed;
+
 /// Bytes tungstenite reads per call. Its default (128 KiB) is zero-filled before every read,
 /// which costs more than a small message itself: with 10 000 clients that memset, not the
 /// protocol, dominated fan-out. 32 KiB keeps large payloads at a few reads per 100 KiB.
@@ -78,7 +80,15 @@ impl Driver for WsDriver {
 
 /// Connects and upgrades `path` on the target's HTTP listener.
 async fn open(target: &Target, path: &str) -> Result<WsSession, DriverError> {
-    let wire = WireCounter::default();
+    open_counted(target, path, WireCounter::default()).await
+}
+
+/// Like [`open`], counting the connection's bytes in `wire`.
+async fn open_counted(
+    target: &Target,
+    path: &str,
+    wire: WireCounter,
+) -> Result<WsSession, DriverError> {
     let stream = wire.wrap(connect_tcp(target.http, target.source).await?);
     let url = format!("ws://{}{path}", target.http);
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);

@@ -23,7 +23,7 @@ pub(crate) fn flag_reason(case: &CaseResult) -> Option<String> {
         return Some(format!("error: {e}"));
     }
     let i = &case.integrity;
-    if i.is_clean() {
+    if i.is_sound() {
         return None;
     }
     Some(format!(
@@ -33,8 +33,12 @@ pub(crate) fn flag_reason(case: &CaseResult) -> Option<String> {
 }
 
 pub(crate) fn status(case: &CaseResult) -> String {
+    let lost = case.integrity.lost;
     flag_reason(case).map_or_else(
-        || "ok".to_owned(),
+        || match lost {
+            0 => "ok".to_owned(),
+            lost => format!("ok ({lost} lost by design)"),
+        },
         |r| format!("**FLAGGED**: {}", r.replace('|', "/")),
     )
 }

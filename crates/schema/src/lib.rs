@@ -119,7 +119,7 @@ impl CaseResult {
 
     /// True when the case ran to the end without error and without any integrity fault.
     pub fn is_ok(&self) -> bool {
-        self.error.is_none() && self.integrity.is_clean()
+        self.error.is_none() && self.integrity.is_sound()
     }
 }
 
@@ -153,6 +153,15 @@ pub struct Params {
     /// Driver processes the clients ran in (1 = in-process with the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u64>,
+    /// Reconnect: the server dropped each connection after this many messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_every: Option<u64>,
+    /// Reconnect: after a drop the server refused connections for this long, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_ms: Option<u64>,
+    /// Reconnect: the delay before reconnecting (SSE `retry:`), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_ms: Option<u64>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -215,6 +224,18 @@ pub struct Metrics {
     /// Connections opened per second until all were live (connection ramp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conns_per_s: Option<f64>,
+    /// Reconnect: connections the server dropped (outages the client went through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u64>,
+    /// Reconnect: median time from noticing a drop to the first message after it, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_p50_ms: Option<f64>,
+    /// Reconnect: 99th percentile recovery time, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_p99_ms: Option<f64>,
+    /// Reconnect: longest recovery time, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_max_ms: Option<f64>,
     /// Bytes read from the wire per payload byte delivered (framing and encoding overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_per_payload_byte: Option<f64>,
@@ -233,6 +254,10 @@ pub struct Integrity {
     pub duplicated: u64,
     /// Received after a later sequence number.
     pub out_of_order: u64,
+    /// The case loses messages by design (reconnecting without resume): `lost` is its
+    /// finding, not a fault, as long as nothing was duplicated or reordered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loss_by_design: bool,
 }
 
 impl Integrity {
@@ -244,6 +269,16 @@ impl Integrity {
             && self.received == self.sent
     }
 
+    /// True when the counts hold no fault: clean, or losing only what the case loses by
+    /// design (every message accounted for as received or lost, none twice or late).
+    pub fn is_sound(&self) -> bool {
+        self.is_clean()
+            || (self.loss_by_design
+                && self.duplicated == 0
+                && self.out_of_order == 0
+                && self.received + self.lost == self.sent)
+    }
+
     /// Adds another run's counts to these.
     pub fn add(&mut self, other: &Integrity) {
         self.sent += other.sent;
@@ -251,6 +286,7 @@ impl Integrity {
         self.lost += other.lost;
         self.duplicated += other.duplicated;
         self.out_of_order += other.out_of_order;
+        self.loss_by_design |= other.loss_by_design;
     }
 }
 
@@ -408,6 +444,12 @@ pub struct CsvRow {
     pub interval_us: Option<u64>,
     /// See [`Params::processes`].
     pub processes: Option<u64>,
+    /// See [`Params::drop_every`].
+    pub drop_every: Option<u64>,
+    /// See [`Params::down_ms`].
+    pub down_ms: Option<u64>,
+    /// See [`Params::retry_ms`].
+    pub retry_ms: Option<u64>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -442,6 +484,14 @@ pub struct CsvRow {
     pub conns_per_s: Option<f64>,
     /// See [`Metrics::wire_per_payload_byte`].
     pub wire_per_payload_byte: Option<f64>,
+    /// See [`Metrics::reconnects`].
+    pub reconnects: Option<u64>,
+    /// See [`Metrics::recovery_p50_ms`].
+    pub recovery_p50_ms: Option<f64>,
+    /// See [`Metrics::recovery_p99_ms`].
+    pub recovery_p99_ms: Option<f64>,
+    /// See [`Metrics::recovery_max_ms`].
+    pub recovery_max_ms: Option<f64>,
     /// See [`Integrity::sent`].
     pub sent: u64,
     /// See [`Integrity::received`].
@@ -452,6 +502,8 @@ pub struct CsvRow {
     pub duplicated: u64,
     /// See [`Integrity::out_of_order`].
     pub out_of_order: u64,
+    /// See [`Integrity::loss_by_design`].
+    pub loss_by_design: bool,
     /// `ok`, `integrity` (a counting fault) or `error`.
     pub status: String,
     /// The case's error, if any.
@@ -464,7 +516,7 @@ impl CsvRow {
         let (p, m, i) = (&case.params, &case.metrics, &case.integrity);
         let status = if case.error.is_some() {
             "error"
-        } else if !i.is_clean() {
+        } else if !i.is_sound() {
             "integrity"
         } else {
             "ok"
@@ -484,6 +536,9 @@ impl CsvRow {
             repeats: p.repeats,
             interval_us: p.interval_us,
             processes: p.processes,
+            drop_every: p.drop_every,
+            down_ms: p.down_ms,
+            retry_ms: p.retry_ms,
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,
@@ -501,11 +556,16 @@ impl CsvRow {
             max_us: m.max_us,
             conns_per_s: m.conns_per_s,
             wire_per_payload_byte: m.wire_per_payload_byte,
+            reconnects: m.reconnects,
+            recovery_p50_ms: m.recovery_p50_ms,
+            recovery_p99_ms: m.recovery_p99_ms,
+            recovery_max_ms: m.recovery_max_ms,
             sent: i.sent,
             received: i.received,
             lost: i.lost,
             duplicated: i.duplicated,
             out_of_order: i.out_of_order,
+            loss_by_design: i.loss_by_design,
             status: status.to_owned(),
             error: case.error.clone(),
         }

@@ -11,6 +11,7 @@
 //! | `GET /ws?topic=T`, `GET /sse?topic=T`, `GET /poll?topic=T` | all | subscribe to broadcast topic T; the first message acknowledges |
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
+//! | `GET /feed/sse?PLAN`, `GET /feed/ws?PLAN[&after=SEQ]` | SSE, WebSocket | a live feed that drops connections every K messages and resumes after `Last-Event-ID` / `after` (the `reconnect` scenario) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
 //! ```no_run
@@ -19,6 +20,7 @@
 //! ```
 
 mod broadcast;
+mod feed;
 mod floor;
 mod hub;
 
@@ -67,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/broadcast", post(broadcast::start))
         .route("/stall", post(broadcast::stall))
         .with_state(state)
+        .merge(feed::router())
 }
 
 /// A server running on its own thread; dropping it shuts the server down.
