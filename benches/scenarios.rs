@@ -2,11 +2,11 @@
 //! per transport, `Throughput::Elements`), the push scenario (one group per flush policy), the
 //! roundtrip scenario (one group per client count), connect (sequential connections and a
 //! ramp) and payload (one group per size and kind, `Throughput::Bytes`); then `latency` and
-//! `fanout` through the runner alone, and every measured run written as a pushbench result
+//! `fanout` and `reconnect` through the runner alone, and every measured run written as a pushbench result
 //! under `results/latest/` with its charts and REPORT.md.
 //!
-//! Latency and fan-out are not criterion functions: the server paces them (a fixed rate, a
-//! broadcast every interval), so their wall time is set by the schedule and criterion's
+//! Latency, fan-out and reconnect are not criterion functions: the server paces them (a fixed
+//! rate, a broadcast every interval, a live feed), so their wall time is set by the schedule and criterion's
 //! estimate would only restate it; their figures are latency distributions from the scheduled
 //! send time, which the runner measures. They run once each, with their default configuration
 //! (fan-out to 10 000 clients in driver processes of this build's `pushbench` binary).
@@ -31,8 +31,8 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use pushbench::{Harness, Plan, RunWriter};
 use pushbench_core::{
     ConnectConfig, DriverSet, FanoutConfig, Flush, LatencyConfig, Measurement, PayloadConfig,
-    PushConfig, PushRequest, RoundtripConfig, RunEvent, StudyConfig, StudyGroup, StudyVariant,
-    Target, combine, run_connect, run_push_case, run_roundtrip_case, run_study_case,
+    PushConfig, PushRequest, ReconnectConfig, RoundtripConfig, RunEvent, StudyConfig, StudyGroup,
+    StudyVariant, Target, combine, run_connect, run_push_case, run_roundtrip_case, run_study_case,
     run_study_group,
 };
 
@@ -83,10 +83,18 @@ fn main() {
     let mut harness = Harness::start().expect("start the in-process server");
     // Fan-out beyond one process runs driver processes of the pushbench binary of this build.
     harness.driver_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_pushbench")));
-    let (latency, fanout) = if test_mode {
-        (LatencyConfig::quick(), FanoutConfig::quick())
+    let (latency, fanout, reconnect) = if test_mode {
+        (
+            LatencyConfig::quick(),
+            FanoutConfig::quick(),
+            ReconnectConfig::quick(),
+        )
     } else {
-        (LatencyConfig::default(), FanoutConfig::default())
+        (
+            LatencyConfig::default(),
+            FanoutConfig::default(),
+            ReconnectConfig::default(),
+        )
     };
     let connect = ConnectConfig {
         connections: 100,
@@ -109,6 +117,7 @@ fn main() {
     run_config["payload"] = serde_json::to_value(&payload).unwrap_or_default();
     run_config["latency"] = serde_json::to_value(&latency).unwrap_or_default();
     run_config["fanout"] = serde_json::to_value(&fanout).unwrap_or_default();
+    run_config["reconnect"] = serde_json::to_value(&reconnect).unwrap_or_default();
     let mut source = String::from(
         "cargo bench --bench scenarios: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",
@@ -183,7 +192,11 @@ fn main() {
         writer.push(case).expect("write results");
     }
     // Paced scenarios: once each through the runner (see the crate docs).
-    for plan in [Plan::Latency(latency), Plan::Fanout(fanout)] {
+    for plan in [
+        Plan::Latency(latency),
+        Plan::Fanout(fanout),
+        Plan::Reconnect(reconnect),
+    ] {
         println!(
             "pushbench: {} (expected about {:?})",
             plan.id(),

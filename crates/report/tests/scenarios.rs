@@ -217,3 +217,65 @@ fn latency_curves_fall_back_to_fields_without_a_usable_histogram() {
         .unwrap();
     assert!(ws.contains(" / "), "{ws}");
 }
+
+fn reconnect(transport: &str, variant: &str, down_ms: u64, lost: u64, dup: u64) -> CaseResult {
+    let mut c = measured("reconnect", transport, variant, &[100, 200, 300]);
+    c.params.n = Some(500);
+    c.params.drop_every = Some(100);
+    c.params.down_ms = Some(down_ms);
+    c.params.retry_ms = Some(50);
+    c.metrics.reconnects = Some(4);
+    c.metrics.recovery_p50_ms = Some(51.0 + down_ms as f64);
+    c.metrics.recovery_max_ms = Some(60.0 + down_ms as f64);
+    c.integrity = Integrity {
+        sent: 500,
+        received: 500 - lost,
+        lost,
+        duplicated: dup,
+        loss_by_design: variant == "no-resume",
+        ..Integrity::default()
+    };
+    c
+}
+
+#[test]
+fn reconnect_section_separates_loss_by_design_from_faults() {
+    let mut file = RunFile::new(RunInfo {
+        id: "synthetic-reconnect".into(),
+        complete: true,
+        ..RunInfo::default()
+    });
+    for t in ["ws", "sse"] {
+        file.cases.push(reconnect(t, "resume", 0, 0, 0));
+        file.cases.push(reconnect(t, "no-resume", 0, 150, 0));
+        file.cases.push(reconnect(t, "resume", 200, 0, 0));
+    }
+    // A no-resume case that duplicated a message is a fault, by design or not.
+    file.cases.push(reconnect("sse", "no-resume", 200, 300, 1));
+    let dir = tempfile::tempdir().unwrap();
+    file.write(dir.path()).unwrap();
+    let rendered = render(dir.path()).unwrap();
+    assert!(dir.path().join("charts/reconnect.png").is_file());
+    let md = fs::read_to_string(&rendered.report).unwrap();
+    let section = &md[md.find("## Reconnect").expect("reconnect section")..];
+    assert!(section.contains("| ws | no-resume | 0 | 100 | 50 | 4 | 51.0 / 60.0 |"));
+    assert!(section.contains("ok (150 lost by design)"), "{section}");
+    assert!(section.contains("| sse | no-resume | 200 |"));
+    assert!(section.contains("**FLAGGED**: received 200 of 500 sent, 300 lost, 1 duplicated"));
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| Reconnection |"))
+        .unwrap();
+    assert!(
+        row.contains(
+            "0 of 500 lost over 4 drops with resume, recovery p50 51 ms; 150 lost without resume"
+        ),
+        "{row}"
+    );
+    let integrity = &md[md.find("## Integrity").unwrap()..];
+    assert!(!integrity.starts_with("## Integrity\n\nEvery case: received == sent"));
+    assert!(
+        integrity.contains("reconnect / sse / no-resume"),
+        "{integrity}"
+    );
+}

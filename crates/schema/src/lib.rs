@@ -625,7 +625,7 @@ mod tests {
             row.starts_with("r1,abc,study,sse,sequential,100,1000,"),
             "{row}"
         );
-        assert!(row.contains(",100,99,1,0,0,integrity,"), "{row}");
+        assert!(row.contains(",100,99,1,0,0,false,integrity,"), "{row}");
     }
 
     #[test]
@@ -657,6 +657,37 @@ mod tests {
             err.contains("invalid type") && err.contains("line 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn loss_by_design_is_sound_only_when_every_message_is_accounted_for() {
+        let lossy = Integrity {
+            sent: 10,
+            received: 7,
+            lost: 3,
+            loss_by_design: true,
+            ..Integrity::default()
+        };
+        assert!(lossy.is_sound() && !lossy.is_clean());
+        let undeclared = Integrity {
+            loss_by_design: false,
+            ..lossy
+        };
+        assert!(!undeclared.is_sound());
+        assert!(
+            !Integrity {
+                duplicated: 1,
+                ..lossy
+            }
+            .is_sound()
+        );
+        assert!(!Integrity { lost: 2, ..lossy }.is_sound(), "7 + 2 != 10");
+        let mut case = CaseResult::new("reconnect", "ws", "no-resume");
+        case.integrity = lossy;
+        assert!(case.is_ok());
+        let mut total = Integrity::default();
+        total.add(&lossy);
+        assert!(total.loss_by_design, "combining runs keeps the flag");
     }
 
     #[test]
