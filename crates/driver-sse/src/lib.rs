@@ -14,5 +14,5 @@
 pub mod parser;
 mod session;
 
-pub use parser::{SseError, SseEvent, SseParser};
+pub use parser::{MAX_EVENT_BYTES, SseError, SseEvent, SseParser};
 pub use session::SseDriver;

@@ -26,6 +26,8 @@ struct SseSession {
 struct EventStream {
     body: Incoming,
     parser: SseParser,
+    /// Names the stream in errors: `GET /sse?topic=T`.
+    what: String,
     // Keeps the stream's connection alive.
     _connection: Http1Connection,
 }
@@ -39,12 +41,13 @@ impl EventStream {
             }
             match self.body.frame().await {
                 None => {
+                    // An event without its closing blank line is discarded, not dispatched.
                     self.parser.finish();
                     return Ok(self.parser.next_event());
                 }
                 Some(Err(e)) => {
                     return Err(DriverError::Handshake {
-                        what: "GET /sse stream".into(),
+                        what: self.what.clone(),
                         reason: e.to_string(),
                     });
                 }
@@ -52,7 +55,7 @@ impl EventStream {
                     if let Ok(data) = frame.into_data() {
                         self.parser
                             .push(&data)
-                            .map_err(|e| DriverError::Protocol(e.to_string()))?;
+                            .map_err(|e| DriverError::Protocol(format!("{}: {e}", self.what)))?;
                     }
                 }
             }
@@ -128,6 +131,7 @@ async fn open_stream(
     let mut events = EventStream {
         body: response.into_body(),
         parser: SseParser::new(),
+        what: format!("GET {path}"),
         _connection: down,
     };
     match events.next().await? {
