@@ -18,25 +18,32 @@
 //! println!("listening on {}", server.http_addr);
 //! ```
 
+mod accept;
+mod access;
 mod broadcast;
 mod floor;
 mod hub;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use pushbench_core::Target;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use hub::AppState;
+pub use accept::MAX_HEADER_BYTES;
+pub use access::Access;
+pub use hub::{AppState, WS_MAX_MESSAGE_BYTES};
 
 /// Where and how the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// HTTP listener address; port 0 picks a free port.
     pub http: SocketAddr,
@@ -44,6 +51,20 @@ pub struct ServerConfig {
     pub tcp: Option<SocketAddr>,
     /// Worker threads of the server's runtime.
     pub threads: usize,
+    /// How long a request head may take to arrive once a connection is open (or idle after
+    /// a response); then the connection is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// HTTP connections served at once (WebSockets included); more are answered 503.
+    pub max_connections: usize,
+    /// The bearer token and the origins allowed to open `/ws`.
+    pub access: Access,
+}
+
+impl ServerConfig {
+    /// The default [`ServerConfig::header_read_timeout`]: 30 s (hyper's own default).
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default [`ServerConfig::max_connections`]: fan-out runs 10 000+ clients.
+    pub const MAX_CONNECTIONS: usize = 50_000;
 }
 
 impl Default for ServerConfig {
@@ -53,20 +74,33 @@ impl Default for ServerConfig {
             http: loopback,
             tcp: Some(loopback),
             threads: 1,
+            header_read_timeout: Self::HEADER_READ_TIMEOUT,
+            max_connections: Self::MAX_CONNECTIONS,
+            access: Access::default(),
         }
     }
 }
 
-/// The axum app: every HTTP endpoint, sharing `state`.
-pub fn app(state: AppState) -> Router {
+/// The axum app: every HTTP endpoint, sharing `state`, behind the `access` rules.
+pub fn app(state: AppState, access: Access) -> Router {
+    let access = Arc::new(access);
+    let ws = get(hub::ws).route_layer(middleware::from_fn_with_state(
+        access.clone(),
+        access::check_origin,
+    ));
     Router::new()
-        .route("/ws", get(hub::ws))
+        .route("/ws", ws)
         .route("/sse", get(hub::sse))
         .route("/poll", get(hub::poll).delete(hub::poll_close))
         .route("/rpc", post(hub::rpc))
         .route("/broadcast", post(broadcast::start))
         .route("/stall", post(broadcast::stall))
         .with_state(state)
+        // Outermost, so unknown paths answer 401 too: without the token nothing is told.
+        .layer(middleware::from_fn_with_state(
+            access,
+            access::require_token,
+        ))
 }
 
 /// A server running on its own thread; dropping it shuts the server down.
@@ -119,6 +153,11 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
     let http = bind(config.http)?;
     let tcp = config.tcp.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
+    let limits = accept::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections.max(1),
+    };
+    let access = config.access;
     let tcp_addr = tcp.as_ref().map(StdTcpListener::local_addr).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads.max(1))
@@ -140,7 +179,8 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                     let listener = http.tap_io(|stream| {
                         let _ = stream.set_nodelay(true);
                     });
-                    axum::serve(listener, app(state)).await
+                    accept::serve(listener, app(state, access), limits).await;
+                    Ok::<_, io::Error>(())
                 };
                 tokio::select! {
                     result = served => {
