@@ -25,10 +25,8 @@ async fn drivers_with_the_token_call_and_without_it_get_401() {
         ..ServerConfig::default()
     })
     .unwrap();
-    let authorized = Target {
-        token: Some("e2e-token".into()),
-        ..server.target()
-    };
+    let authorized = server.target();
+    assert_eq!(authorized.token.as_deref(), Some("e2e-token"));
     for driver in web_drivers() {
         let transport = driver.transport();
         let mut session = driver.connect(&authorized).await.unwrap();

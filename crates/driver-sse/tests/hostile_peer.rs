@@ -1,7 +1,7 @@
 //! The SSE driver against a fake peer that misbehaves: garbage, an event cut off by the end
 //! of the stream, a line that never ends.
 
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use pushbench_core::{Driver, DriverError, Target};
 use pushbench_driver_sse::{MAX_EVENT_BYTES, SseDriver};

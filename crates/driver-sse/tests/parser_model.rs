@@ -6,7 +6,7 @@
 //! decode the whole stream as UTF-8 (invalid bytes become U+FFFD, one leading BOM dropped),
 //! split it into lines at CRLF, CR or LF, and process each line.
 
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use proptest::prelude::*;
 use pushbench_driver_sse::{SseError, SseEvent, SseParser};

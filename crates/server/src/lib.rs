@@ -110,14 +110,19 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The bound raw-TCP floor address.
     pub tcp_addr: Option<SocketAddr>,
+    /// The token every HTTP request must carry, if the server has one.
+    token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// The addresses drivers connect to.
+    /// The addresses drivers connect to, with the server's token.
     pub fn target(&self) -> Target {
-        Target::new(self.http_addr, self.tcp_addr)
+        Target {
+            token: self.token.clone(),
+            ..Target::new(self.http_addr, self.tcp_addr)
+        }
     }
 
     /// Stops the server and waits for its thread.
@@ -158,6 +163,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         max_connections: config.max_connections.max(1),
     };
     let access = config.access;
+    let token = access.token.clone();
     let tcp_addr = tcp.as_ref().map(StdTcpListener::local_addr).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads.max(1))
@@ -196,6 +202,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         tcp_addr,
+        token,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })

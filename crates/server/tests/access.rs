@@ -1,7 +1,7 @@
 //! Access control against the real server: the `/ws` Origin check (cross-site WebSocket
 //! hijacking) and the bearer token.
 
-#![allow(missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
