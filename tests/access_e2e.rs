@@ -71,3 +71,66 @@ fn a_token_a_header_cannot_carry_is_a_named_error() {
         "protocol error: the token has characters an HTTP header cannot carry"
     );
 }
+
+/// `pushbench serve --token` as a user runs it: the printed address refuses a request without
+/// the token; a malformed `--allow-origin` is refused up front.
+#[test]
+fn serve_takes_a_token_and_checks_allow_origin() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--allow-origin",
+            "evil.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--allow-origin evil.example: expected an origin, scheme://host[:port]"),
+        "{stderr}"
+    );
+
+    /// Stops the server even when an assertion fails first.
+    struct Serve(std::process::Child);
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Serve(
+        Command::new(env!("CARGO_BIN_EXE_pushbench"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("PUSHBENCH_TOKEN", "from-env")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("http ").unwrap().to_owned();
+    let status = |extra: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET /poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or("").to_owned()
+    };
+    assert_eq!(status(""), "HTTP/1.1 401 Unauthorized");
+    assert_eq!(
+        status("Authorization: Bearer from-env\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+}
