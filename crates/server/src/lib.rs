@@ -13,6 +13,11 @@
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
+//! Bad input is answered as the RFCs say (400, 431, 404, 413, 503; WebSocket close 1002, 1007,
+//! 1009), slow or silent connections are closed after [`ServerConfig::header_read_timeout`],
+//! and [`Access`] adds a bearer token and the `/ws` Origin check: docs/PROTOCOL.md lists every
+//! limit.
+//!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
 //! println!("listening on {}", server.http_addr);
