@@ -5,13 +5,14 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use pushbench::RunWriter;
 use pushbench_core::broadcast::unique_topic;
 use pushbench_core::{BroadcastSpec, Target, Transport, merge_parts, open_files_limit};
 use pushbench_schema::{CaseResult, RunFile};
-use pushbench_server::ServerConfig;
+use pushbench_server::{Access, ServerConfig};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -24,15 +25,53 @@ pub struct ServeArgs {
     /// Worker threads of the server runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Require this bearer token on every HTTP request (`Authorization: Bearer T`, or
+    /// `?token=T` for browsers); without it, 401.
+    #[arg(
+        long,
+        env = "PUSHBENCH_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
+    token: Option<String>,
+    /// Also let pages from this origin (e.g. https://example.com:8443) open /ws; the server's
+    /// own origin and clients sending no Origin always may. Repeatable.
+    #[arg(long, value_name = "URL")]
+    allow_origin: Vec<String>,
+    /// HTTP connections served at once; more are answered 503.
+    #[arg(long, default_value_t = ServerConfig::MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
+    /// Milliseconds a request head may take to arrive before the connection is closed.
+    #[arg(long, default_value_t = ServerConfig::HEADER_READ_TIMEOUT.as_millis() as u64, value_name = "MS")]
+    header_timeout_ms: u64,
+}
+
+/// An origin as browsers send it: `http://` or `https://`, a host, no path.
+fn is_origin(text: &str) -> bool {
+    let authority = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    authority.is_some_and(|a| !a.is_empty() && !a.trim_end_matches('/').contains('/'))
 }
 
 /// Runs the server until Ctrl-C; prints one line per listener (`http ADDR`, `tcp ADDR`).
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.bind.ip().is_loopback() {
         eprintln!(
-            "pushbench: warning: serving on {} (not loopback): anyone who can reach it can load this machine",
-            args.bind
+            "pushbench: warning: serving on {} (not loopback): anyone who can reach it can load this machine{}",
+            args.bind,
+            if args.token.is_some() {
+                ""
+            } else {
+                "; --token T makes every HTTP request need the token"
+            }
         );
+    }
+    if let Some(origin) = args.allow_origin.iter().find(|o| !is_origin(o)) {
+        anyhow::bail!("--allow-origin {origin}: expected an origin, scheme://host[:port]");
+    }
+    if args.token.as_deref() == Some("") {
+        anyhow::bail!("--token (or PUSHBENCH_TOKEN): the token is empty");
     }
     let config = ServerConfig {
         http: args.bind,
@@ -41,6 +80,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| SocketAddr::new(args.bind.ip(), 0)),
         ),
         threads: args.threads,
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        max_connections: args.max_connections,
+        access: Access {
+            token: args.token,
+            allowed_origins: args.allow_origin,
+        },
     };
     let server = pushbench_server::spawn(config)?;
     println!("http {}", server.http_addr);
@@ -71,6 +116,14 @@ pub struct DriveArgs {
     /// ephemeral ports on loopback).
     #[arg(long, value_name = "IP")]
     source: Option<IpAddr>,
+    /// Bearer token for a server started with --token.
+    #[arg(
+        long,
+        env = "PUSHBENCH_TOKEN",
+        hide_env_values = true,
+        value_name = "T"
+    )]
+    token: Option<String>,
     /// Transport of the clients.
     #[arg(long)]
     transport: Transport,
@@ -146,6 +199,7 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
     }
     let mut target = Target::new(parse_target(&args.target)?, args.tcp_target);
     target.source = args.source;
+    target.token = args.token.clone();
     let variant = args.variant.clone().unwrap_or_else(|| {
         if args.scenario == "latency" {
             "paced".into()

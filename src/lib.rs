@@ -69,7 +69,7 @@ impl Harness {
     /// Starts the server on loopback (one runtime thread) and a one-thread client runtime.
     pub fn start() -> io::Result<Harness> {
         let server_config = ServerConfig::default();
-        let server = pushbench_server::spawn(server_config)?;
+        let server = pushbench_server::spawn(server_config.clone())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(CLIENT_THREADS)
             .thread_name("pushbench-client")

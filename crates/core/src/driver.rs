@@ -20,6 +20,9 @@ pub struct Target {
     /// Local address to connect from (e.g. 127.0.0.2 on loopback, for more ephemeral ports);
     /// `None` lets the kernel choose.
     pub source: Option<IpAddr>,
+    /// Bearer token sent as `Authorization: Bearer TOKEN` on every HTTP request and WebSocket
+    /// upgrade, for a server started with `--token`.
+    pub token: Option<String>,
 }
 
 impl Target {
@@ -30,6 +33,7 @@ impl Target {
             http,
             tcp,
             source: None,
+            token: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -20,6 +20,8 @@ use crate::wire::WireCounter;
 pub struct Http1Connection {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// `Bearer TOKEN` when the target has a token.
+    authorization: Option<HeaderValue>,
     driver: JoinHandle<()>,
 }
 
@@ -38,6 +40,7 @@ impl Http1Connection {
         Ok(Http1Connection {
             sender,
             host: addr.to_string(),
+            authorization: bearer(target)?,
             driver,
         })
     }
@@ -72,6 +75,9 @@ impl Http1Connection {
         }
         if !body.is_empty() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, authorization);
         }
         let request = builder
             .body(Full::new(body))
@@ -150,6 +156,18 @@ impl RpcUpstream {
     pub fn connection(&mut self) -> &mut Http1Connection {
         &mut self.connection
     }
+}
+
+/// The `Authorization` header value for the target's token, if it has one.
+pub fn bearer(target: &Target) -> Result<Option<HeaderValue>, DriverError> {
+    let Some(token) = &target.token else {
+        return Ok(None);
+    };
+    let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        DriverError::Protocol("the token has characters an HTTP header cannot carry".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
 }
 
 fn handshake_error(addr: SocketAddr, e: hyper::Error) -> DriverError {

@@ -118,7 +118,7 @@ async fn follow_once(
         }
         return Err(error);
     }
-    let mut events = EventStream::new(response.into_body(), connection);
+    let mut events = EventStream::new(response.into_body(), connection, format!("GET {path}"));
     let mut last_id = None;
     let ended = loop {
         match events.next().await {

@@ -15,5 +15,5 @@ mod feed;
 pub mod parser;
 mod session;
 
-pub use parser::{SseError, SseEvent, SseParser};
+pub use parser::{MAX_EVENT_BYTES, SseError, SseEvent, SseParser};
 pub use session::SseDriver;

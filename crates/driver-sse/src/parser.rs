@@ -29,12 +29,24 @@ pub struct SseEvent {
     pub last_event_id: String,
 }
 
-/// A stream the parser refuses.
+/// The most bytes one line (without its terminator), and one event's data, may hold by
+/// default: 8 MiB. The payload scenario's largest message, 1 MiB of binary data, travels as
+/// one base64 `data:` line of about 1.4 MiB.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// A stream the parser refuses. Without these limits a peer that never ends a line, or never
+/// ends an event, would make the client buffer without bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {
     /// A line (without its terminator) is longer than the parser's limit.
-    #[error("event-stream line longer than {limit} bytes")]
+    #[error("event-stream line longer than the limit of {limit} bytes")]
     LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The data lines of one event add up to more than the parser's limit.
+    #[error("event-stream event data longer than the limit of {limit} bytes")]
+    EventTooLarge {
         /// The limit in bytes.
         limit: usize,
     },
@@ -54,7 +66,7 @@ pub struct SseParser {
     last_event_id: String,
     retry: Option<u64>,
     queue: VecDeque<SseEvent>,
-    max_line: usize,
+    limit: usize,
 }
 
 impl Default for SseParser {
@@ -64,16 +76,13 @@ impl Default for SseParser {
 }
 
 impl SseParser {
-    /// The default line limit: 16 MiB.
-    pub const DEFAULT_MAX_LINE: usize = 16 * 1024 * 1024;
-
-    /// A parser with the default line limit.
+    /// A parser with the default limit, [`MAX_EVENT_BYTES`].
     pub fn new() -> Self {
-        Self::with_max_line(Self::DEFAULT_MAX_LINE)
+        Self::with_limit(MAX_EVENT_BYTES)
     }
 
-    /// A parser refusing lines longer than `limit` bytes.
-    pub fn with_max_line(limit: usize) -> Self {
+    /// A parser refusing a line, or one event's data, longer than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
         SseParser {
             partial: Vec::new(),
             after_cr: false,
@@ -83,11 +92,12 @@ impl SseParser {
             last_event_id: String::new(),
             retry: None,
             queue: VecDeque::new(),
-            max_line: limit,
+            limit,
         }
     }
 
-    /// Parses a chunk of the stream, queueing the events it completes.
+    /// Parses a chunk of the stream, queueing the events it completes. After an error the
+    /// stream is broken: the caller should drop it.
     pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), SseError> {
         if let Some(matched) = self.bom_matched {
             let n = (BOM.len() - matched).min(chunk.len());
@@ -131,20 +141,26 @@ impl SseParser {
     }
 
     fn lines(&mut self, mut rest: &[u8]) -> Result<(), SseError> {
-        if mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+        // An empty chunk must not forget a CR that ended the previous one (found by the
+        // property test in tests/parser_model.rs).
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if mem::take(&mut self.after_cr) && rest[0] == b'\n' {
             rest = &rest[1..];
         }
         while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
             if self.partial.is_empty() {
                 self.check_len(i)?;
-                self.line(&rest[..i]);
+                self.line(&rest[..i])?;
             } else {
                 self.check_len(self.partial.len() + i)?;
                 let mut line = mem::take(&mut self.partial);
                 line.extend_from_slice(&rest[..i]);
-                self.line(&line);
+                let parsed = self.line(&line);
                 line.clear();
                 self.partial = line;
+                parsed?;
             }
             let cr = rest[i] == b'\r';
             rest = &rest[i + 1..];
@@ -164,22 +180,20 @@ impl SseParser {
     }
 
     fn check_len(&self, len: usize) -> Result<(), SseError> {
-        if len > self.max_line {
-            Err(SseError::LineTooLong {
-                limit: self.max_line,
-            })
+        if len > self.limit {
+            Err(SseError::LineTooLong { limit: self.limit })
         } else {
             Ok(())
         }
     }
 
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8]) -> Result<(), SseError> {
         if line.is_empty() {
             self.dispatch();
-            return;
+            return Ok(());
         }
         if line[0] == b':' {
-            return;
+            return Ok(());
         }
         let (name, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
@@ -190,7 +204,11 @@ impl SseParser {
         };
         match name {
             b"data" => {
-                self.data.push_str(&String::from_utf8_lossy(value));
+                let value = String::from_utf8_lossy(value);
+                if self.data.len() + value.len() + 1 > self.limit {
+                    return Err(SseError::EventTooLarge { limit: self.limit });
+                }
+                self.data.push_str(&value);
                 self.data.push('\n');
             }
             b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
@@ -205,6 +223,7 @@ impl SseParser {
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch(&mut self) {
@@ -257,6 +276,8 @@ mod tests {
             datas(&[b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]),
             ["a\nb"]
         );
+        // ...even with an empty chunk between them.
+        assert_eq!(datas(&[b"data: a\r", b"", b"\n\n"]), ["a"]);
         // ...while a CR followed by a non-LF is a line end of its own.
         assert_eq!(datas(&[b"data: a\r", b"\r"]), ["a"]);
     }
@@ -424,17 +445,47 @@ mod tests {
 
     #[test]
     fn a_line_over_the_limit_is_refused_even_in_pieces() {
-        let mut p = SseParser::with_max_line(16);
+        let mut p = SseParser::with_limit(16);
         assert!(p.push(b"data: 0123456789\n").is_ok());
         assert_eq!(
             p.push(b"data: 0123456789abc\n"),
             Err(SseError::LineTooLong { limit: 16 })
         );
-        let mut p = SseParser::with_max_line(16);
+        let mut p = SseParser::with_limit(16);
         p.push(b"data: 01234").unwrap();
         assert_eq!(
             p.push(b"56789abcdef"),
             Err(SseError::LineTooLong { limit: 16 })
         );
+    }
+
+    #[test]
+    fn an_event_over_the_limit_is_refused_though_each_line_fits() {
+        let mut p = SseParser::with_limit(16);
+        // 6 + 1, then 10 + 1 (the joining line feeds count): 18 > 16.
+        p.push(b"data: 012345\n").unwrap();
+        assert_eq!(
+            p.push(b"data:0123456789\n"),
+            Err(SseError::EventTooLarge { limit: 16 })
+        );
+        assert_eq!(
+            SseError::EventTooLarge { limit: 16 }.to_string(),
+            "event-stream event data longer than the limit of 16 bytes"
+        );
+        // Exactly at the limit is fine: 7 + 9 = 16.
+        let mut p = SseParser::with_limit(16);
+        p.push(b"data: 012345\ndata:01234567\n\n").unwrap();
+        assert_eq!(p.next_event().map(|e| e.data.len()), Some(15));
+    }
+
+    #[test]
+    fn the_default_limit_takes_a_base64_mebibyte() {
+        // The payload scenario's largest binary message: 1 MiB as base64.
+        let line = vec![b'A'; 1024 * 1024 * 4 / 3 + 4];
+        let mut p = SseParser::new();
+        p.push(b"data: ").unwrap();
+        p.push(&line).unwrap();
+        p.push(b"\n\n").unwrap();
+        assert_eq!(p.next_event().map(|e| e.data.len()), Some(line.len()));
     }
 }

@@ -26,16 +26,19 @@ struct SseSession {
 pub(crate) struct EventStream {
     body: Incoming,
     pub(crate) parser: SseParser,
+    /// Names the stream in errors: `GET /sse?topic=T`.
+    what: String,
     // Keeps the stream's connection alive.
     _connection: Http1Connection,
 }
 
 impl EventStream {
-    /// Parses `body`, the response of a request on `connection`.
-    pub(crate) fn new(body: Incoming, connection: Http1Connection) -> Self {
+    /// Parses `body`, the response to `what` (e.g. `GET /sse`) on `connection`.
+    pub(crate) fn new(body: Incoming, connection: Http1Connection, what: String) -> Self {
         EventStream {
             body,
             parser: SseParser::new(),
+            what,
             _connection: connection,
         }
     }
@@ -48,12 +51,13 @@ impl EventStream {
             }
             match self.body.frame().await {
                 None => {
+                    // An event without its closing blank line is discarded, not dispatched.
                     self.parser.finish();
                     return Ok(self.parser.next_event());
                 }
                 Some(Err(e)) => {
                     return Err(DriverError::Handshake {
-                        what: "GET /sse stream".into(),
+                        what: self.what.clone(),
                         reason: e.to_string(),
                     });
                 }
@@ -61,7 +65,7 @@ impl EventStream {
                     if let Ok(data) = frame.into_data() {
                         self.parser
                             .push(&data)
-                            .map_err(|e| DriverError::Protocol(e.to_string()))?;
+                            .map_err(|e| DriverError::Protocol(format!("{}: {e}", self.what)))?;
                     }
                 }
             }
@@ -134,7 +138,7 @@ async fn open_stream(
             "GET {path} did not answer text/event-stream"
         )));
     }
-    let mut events = EventStream::new(response.into_body(), down);
+    let mut events = EventStream::new(response.into_body(), down, format!("GET {path}"));
     match events.next().await? {
         Some(event) if event.event == "session" => Ok((events, event.data)),
         Some(event) => Err(DriverError::Protocol(format!(

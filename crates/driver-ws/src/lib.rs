@@ -18,6 +18,7 @@ use pushbench_core::{
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -92,13 +93,22 @@ async fn open_counted(
     let stream = wire.wrap(connect_tcp(target.http, target.source).await?);
     let url = format!("ws://{}{path}", target.http);
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    let (socket, _) =
-        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
-            .await
-            .map_err(|e| DriverError::Handshake {
-                what: format!("WebSocket handshake with {url}"),
-                reason: e.to_string(),
-            })?;
+    let handshake_error = |reason: String| DriverError::Handshake {
+        what: format!("WebSocket handshake with {url}"),
+        reason,
+    };
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| handshake_error(e.to_string()))?;
+    if let Some(authorization) = pushbench_core::http::bearer(target)? {
+        request
+            .headers_mut()
+            .insert(tungstenite::http::header::AUTHORIZATION, authorization);
+    }
+    let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| handshake_error(e.to_string()))?;
     Ok(WsSession { socket, wire })
 }
 

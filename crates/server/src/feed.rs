@@ -16,13 +16,13 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Router, middleware};
 use futures_util::SinkExt;
 use futures_util::stream::{self, StreamExt};
 use pushbench_core::reconnect::{FeedPlan, REPLAY_CAPACITY};
@@ -30,14 +30,17 @@ use pushbench_core::study::{encode_broadcast, mono_ns, random_text};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::access::{Access, check_origin};
+
 /// How long an ended feed is kept for late reconnections before it is forgotten.
 const ENDED_FEED_TTL: Duration = Duration::from_secs(30);
 
-/// The routes of the feeds, with their own state.
-pub(crate) fn router() -> Router {
+/// The routes of the feeds, with their own state; `/feed/ws` checks Origin as `/ws` does.
+pub(crate) fn router(access: Arc<Access>) -> Router {
+    let ws = get(ws).route_layer(middleware::from_fn_with_state(access, check_origin));
     Router::new()
         .route("/feed/sse", get(sse))
-        .route("/feed/ws", get(ws))
+        .route("/feed/ws", ws)
         .with_state(Arc::new(Feeds::default()))
 }
 

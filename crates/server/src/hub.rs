@@ -36,6 +36,9 @@ struct Outgoing {
 }
 /// Bytes the server's WebSocket reads per call (see `ws`).
 pub const WS_READ_BUFFER: usize = 32 * 1024;
+/// The largest WebSocket message (and frame) a client may send; a larger one is refused with
+/// close code 1009. Every client message is a small JSON call.
+pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How long a poll waits for a reply before answering 204.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
@@ -155,7 +158,10 @@ pub(crate) async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // tungstenite zero-fills its whole read buffer before every read (128 KiB by default).
-    let upgrade = upgrade.read_buffer_size(WS_READ_BUFFER);
+    let upgrade = upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
+        .max_frame_size(WS_MAX_MESSAGE_BYTES);
     match query.topic {
         Some(topic) => upgrade.on_upgrade(move |socket| {
             let rx = state.topics.join(&topic);
@@ -203,8 +209,34 @@ async fn ws_subscriber(socket: WebSocket, mut rx: broadcast::Receiver<Bytes>, to
     }
 }
 
+/// The close frame RFC 6455 7.4.1 prescribes for what the client sent wrong: 1009 for a
+/// message over [`WS_MAX_MESSAGE_BYTES`], 1007 for a text frame that is not UTF-8, 1002 for a
+/// frame that breaks the protocol (unmasked, reserved bits, unknown opcode, ...). `None` when
+/// the connection itself is gone.
+fn close_for(error: axum::Error) -> Option<CloseFrame> {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = error.into_inner();
+    let (code, reason) = match inner.downcast_ref::<Error>()? {
+        Error::Capacity(e) => (1009, format!("{e} (limit {WS_MAX_MESSAGE_BYTES} bytes)")),
+        Error::Utf8(e) => (1007, format!("text frame is not UTF-8: {e}")),
+        Error::Protocol(e) => (1002, e.to_string()),
+        _ => return None,
+    };
+    let reason = Utf8Bytes::from(reason.chars().take(120).collect::<String>());
+    Some(CloseFrame { code, reason })
+}
+
 async fn ws_session(mut socket: WebSocket, mut hub: StudyHub) {
-    while let Some(Ok(message)) = socket.recv().await {
+    while let Some(received) = socket.recv().await {
+        let message = match received {
+            Ok(message) => message,
+            Err(e) => {
+                if let Some(close) = close_for(e) {
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                }
+                return;
+            }
+        };
         let (request, binary) = match &message {
             Message::Text(text) => (text.as_bytes(), false),
             Message::Binary(bytes) => (bytes.as_ref(), true),

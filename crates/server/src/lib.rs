@@ -14,11 +14,18 @@
 //! | `GET /feed/sse?PLAN`, `GET /feed/ws?PLAN[&after=SEQ]` | SSE, WebSocket | a live feed that drops connections every K messages and resumes after `Last-Event-ID` / `after` (the `reconnect` scenario) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
+//! Bad input is answered as the RFCs say (400, 431, 404, 413, 503; WebSocket close 1002, 1007,
+//! 1009), slow or silent connections are closed after [`ServerConfig::header_read_timeout`],
+//! and [`Access`] adds a bearer token and the `/ws` Origin check: docs/PROTOCOL.md lists every
+//! limit.
+//!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
 //! println!("listening on {}", server.http_addr);
 //! ```
 
+mod accept;
+mod access;
 mod broadcast;
 mod feed;
 mod floor;
@@ -26,19 +33,24 @@ mod hub;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use pushbench_core::Target;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use hub::AppState;
+pub use accept::MAX_HEADER_BYTES;
+pub use access::Access;
+pub use hub::{AppState, WS_MAX_MESSAGE_BYTES};
 
 /// Where and how the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// HTTP listener address; port 0 picks a free port.
     pub http: SocketAddr,
@@ -46,6 +58,20 @@ pub struct ServerConfig {
     pub tcp: Option<SocketAddr>,
     /// Worker threads of the server's runtime.
     pub threads: usize,
+    /// How long a request head may take to arrive once a connection is open (or idle after
+    /// a response); then the connection is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// HTTP connections served at once (WebSockets included); more are answered 503.
+    pub max_connections: usize,
+    /// The bearer token and the origins allowed to open `/ws`.
+    pub access: Access,
+}
+
+impl ServerConfig {
+    /// The default [`ServerConfig::header_read_timeout`]: 30 s (hyper's own default).
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default [`ServerConfig::max_connections`]: fan-out runs 10 000+ clients.
+    pub const MAX_CONNECTIONS: usize = 50_000;
 }
 
 impl Default for ServerConfig {
@@ -55,21 +81,34 @@ impl Default for ServerConfig {
             http: loopback,
             tcp: Some(loopback),
             threads: 1,
+            header_read_timeout: Self::HEADER_READ_TIMEOUT,
+            max_connections: Self::MAX_CONNECTIONS,
+            access: Access::default(),
         }
     }
 }
 
-/// The axum app: every HTTP endpoint, sharing `state`.
-pub fn app(state: AppState) -> Router {
+/// The axum app: every HTTP endpoint, sharing `state`, behind the `access` rules.
+pub fn app(state: AppState, access: Access) -> Router {
+    let access = Arc::new(access);
+    let ws = get(hub::ws).route_layer(middleware::from_fn_with_state(
+        access.clone(),
+        access::check_origin,
+    ));
     Router::new()
-        .route("/ws", get(hub::ws))
+        .route("/ws", ws)
         .route("/sse", get(hub::sse))
         .route("/poll", get(hub::poll).delete(hub::poll_close))
         .route("/rpc", post(hub::rpc))
         .route("/broadcast", post(broadcast::start))
         .route("/stall", post(broadcast::stall))
         .with_state(state)
-        .merge(feed::router())
+        .merge(feed::router(access.clone()))
+        // Outermost, so unknown paths answer 401 too: without the token nothing is told.
+        .layer(middleware::from_fn_with_state(
+            access,
+            access::require_token,
+        ))
 }
 
 /// A server running on its own thread; dropping it shuts the server down.
@@ -79,14 +118,19 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The bound raw-TCP floor address.
     pub tcp_addr: Option<SocketAddr>,
+    /// The token every HTTP request must carry, if the server has one.
+    token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// The addresses drivers connect to.
+    /// The addresses drivers connect to, with the server's token.
     pub fn target(&self) -> Target {
-        Target::new(self.http_addr, self.tcp_addr)
+        Target {
+            token: self.token.clone(),
+            ..Target::new(self.http_addr, self.tcp_addr)
+        }
     }
 
     /// Stops the server and waits for its thread.
@@ -122,6 +166,12 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
     let http = bind(config.http)?;
     let tcp = config.tcp.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
+    let limits = accept::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections.max(1),
+    };
+    let access = config.access;
+    let token = access.token.clone();
     let tcp_addr = tcp.as_ref().map(StdTcpListener::local_addr).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads.max(1))
@@ -143,7 +193,8 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                     let listener = http.tap_io(|stream| {
                         let _ = stream.set_nodelay(true);
                     });
-                    axum::serve(listener, app(state)).await
+                    accept::serve(listener, app(state, access), limits).await;
+                    Ok::<_, io::Error>(())
                 };
                 tokio::select! {
                     result = served => {
@@ -159,6 +210,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         tcp_addr,
+        token,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })
