@@ -69,6 +69,19 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Measure over TLS: the server serves https, wss and the floor over TLS (rustls, a
+    /// self-signed certificate generated at start, trusted by the drivers). `--tls=both`
+    /// measures every case plain and over TLS in the same run, so the report shows what
+    /// encryption costs each transport.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "only",
+        value_name = "WHICH"
+    )]
+    tls: Option<TlsRuns>,
     /// study: call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
     #[arg(
         long,
@@ -158,6 +171,15 @@ struct RunArgs {
     /// payload: text payloads only (skip binary).
     #[arg(long, help_heading = "Payload")]
     no_binary: bool,
+}
+
+/// Which cases `--tls` measures over TLS.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TlsRuns {
+    /// Every case over TLS only.
+    Only,
+    /// Every case plain, then over TLS.
+    Both,
 }
 
 impl RunArgs {
@@ -355,8 +377,17 @@ impl Driver for Announced {
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = plans(&args)?;
-    let mut harness = Harness::start()?;
-    let config = if let [plan] = plans.as_slice() {
+    let tls = match args.tls {
+        Some(_) => Some(pushbench_server::ServerTls::self_signed(None)?),
+        None => None,
+    };
+    let mut harness = Harness::start_with(tls)?;
+    let targets: Vec<Target> = match (args.tls, harness.tls_target()) {
+        (Some(TlsRuns::Only), Some(tls)) => vec![tls],
+        (Some(TlsRuns::Both), Some(tls)) => vec![harness.target(), tls],
+        _ => vec![harness.target()],
+    };
+    let mut config = if let [plan] = plans.as_slice() {
         harness.run_config(plan.id(), &plan.config_value())
     } else {
         let all: serde_json::Map<String, serde_json::Value> = plans
@@ -365,12 +396,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect();
         harness.run_config("all", &all)
     };
+    if let Some(tls) = args.tls {
+        config["tls_runs"] = serde_json::json!(match tls {
+            TlsRuns::Only => "every case over TLS",
+            TlsRuns::Both => "every case plain, then over TLS (params.tls marks the TLS cases)",
+        });
+    }
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| default_out(&args.scenario));
     let mut writer = RunWriter::create(&out, config)?;
-    let expected: Duration = plans.iter().map(Plan::expected).sum();
+    let expected: Duration = plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
     eprintln!(
         "pushbench: running {} (expected about {}; results in {})",
         plans.iter().map(Plan::id).collect::<Vec<_>>().join(", "),
@@ -380,7 +417,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(plans.iter().map(Plan::total).sum())
+        ProgressBar::new(plans.iter().map(Plan::total).sum::<u64>() * targets.len() as u64)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -401,12 +438,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut write_error = None;
     let interrupted = harness.runtime.block_on(async {
         let mut finished_groups = 0;
-        for plan in &plans {
+        let jobs = plans.iter().flat_map(|plan| targets.iter().map(move |t| (plan, t)));
+        for (plan, target) in jobs {
             let offset = writer.file().cases.len();
+            let over = if target.tls.is_some() { " (TLS)" } else { "" };
             let mut on_event = |event: RunEvent<'_>| match event {
                 RunEvent::GroupStarted { label, done, .. } => {
                     bar.set_position((finished_groups + done) as u64);
-                    progress.group(label);
+                    progress.group(format!("{label}{over}"));
                 }
                 RunEvent::CaseMeasured { index, case } => {
                     if let Err(e) = writer.set(offset + index, case.clone()) {
@@ -415,7 +454,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let stopped = tokio::select! {
-                _ = plan.run(&harness, &mut on_event) => false,
+                _ = plan.run_on(&harness, target, &mut on_event) => false,
                 _ = tokio::signal::ctrl_c() => true,
             };
             if stopped {

@@ -18,6 +18,7 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod study;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 
@@ -36,5 +37,6 @@ pub use scenario::{
 };
 pub use stats::LatencyHistogram;
 pub use study::{Flush, ProtocolError, PushRequest, StudyHub};
+pub use tls::{ClientStream, TlsClient, TlsError, connect_stream};
 pub use transport::Transport;
 pub use wire::{CountingStream, WireCounter, WireCounts};

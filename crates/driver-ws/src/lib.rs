@@ -13,10 +13,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use pushbench_core::{
-    CountingStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
-    connect_tcp,
+    ClientStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
+    connect_stream,
 };
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -31,7 +30,7 @@ pub const READ_BUFFER: usize = 32 * 1024;
 pub struct WsDriver;
 
 struct WsSession {
-    socket: WebSocketStream<CountingStream<TcpStream>>,
+    socket: WebSocketStream<ClientStream>,
     wire: WireCounter,
 }
 
@@ -76,11 +75,12 @@ impl Driver for WsDriver {
     }
 }
 
-/// Connects and upgrades `path` on the target's HTTP listener.
+/// Connects (over TLS when the target says so) and upgrades `path` on the target's HTTP
+/// listener.
 async fn open(target: &Target, path: &str) -> Result<WsSession, DriverError> {
     let wire = WireCounter::default();
-    let stream = wire.wrap(connect_tcp(target.http, target.source).await?);
-    let url = format!("ws://{}{path}", target.http);
+    let stream = connect_stream(target.http, target, &wire).await?;
+    let url = format!("{}://{}{path}", target.ws_scheme(), target.http);
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
     let (socket, _) =
         tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))

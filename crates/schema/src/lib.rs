@@ -153,6 +153,10 @@ pub struct Params {
     /// Driver processes the clients ran in (1 = in-process with the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u64>,
+    /// `true` when the case ran over TLS (https, wss, the floor over TLS); absent for plain TCP
+    /// and in runs made before TLS existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -408,6 +412,8 @@ pub struct CsvRow {
     pub interval_us: Option<u64>,
     /// See [`Params::processes`].
     pub processes: Option<u64>,
+    /// See [`Params::tls`].
+    pub tls: Option<bool>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -484,6 +490,7 @@ impl CsvRow {
             repeats: p.repeats,
             interval_us: p.interval_us,
             processes: p.processes,
+            tls: p.tls,
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,

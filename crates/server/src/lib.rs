@@ -21,6 +21,7 @@
 mod broadcast;
 mod floor;
 mod hub;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -34,9 +35,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use hub::AppState;
+pub use tls::{ServerTls, TlsListener};
 
 /// Where and how the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// HTTP listener address; port 0 picks a free port.
     pub http: SocketAddr,
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub tcp: Option<SocketAddr>,
     /// Worker threads of the server's runtime.
     pub threads: usize,
+    /// Serve https/wss (and the floor over TLS) with this identity; `None` for plain TCP.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             http: loopback,
             tcp: Some(loopback),
             threads: 1,
+            tls: None,
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The bound raw-TCP floor address.
     pub tcp_addr: Option<SocketAddr>,
+    /// The driver setting that trusts the server's certificate, when it serves TLS.
+    pub client_tls: Option<pushbench_core::TlsClient>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,7 +90,11 @@ pub struct RunningServer {
 impl RunningServer {
     /// The addresses drivers connect to.
     pub fn target(&self) -> Target {
-        Target::new(self.http_addr, self.tcp_addr)
+        let target = Target::new(self.http_addr, self.tcp_addr);
+        match &self.client_tls {
+            Some(tls) => target.with_tls(tls.clone()),
+            None => target,
+        }
     }
 
     /// Stops the server and waits for its thread.
@@ -116,6 +127,11 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         listener.set_nonblocking(true)?;
         Ok::<_, io::Error>(listener)
     };
+    let client_tls = match &config.tls {
+        Some(tls) => Some(tls.client().map_err(io::Error::other)?),
+        None => None,
+    };
+    let tls = config.tls.clone();
     let http = bind(config.http)?;
     let tcp = config.tcp.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
@@ -133,14 +149,21 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                 let served = async {
                     let http = TcpListener::from_std(http)?;
                     let state = AppState::default();
-                    if let Some(tcp) = tcp {
-                        let topics = state.topics.clone();
-                        tokio::spawn(floor::serve(TcpListener::from_std(tcp)?, topics));
-                    }
-                    let listener = http.tap_io(|stream| {
+                    let nodelay = |stream: &mut tokio::net::TcpStream| {
                         let _ = stream.set_nodelay(true);
-                    });
-                    axum::serve(listener, app(state)).await
+                    };
+                    if let Some(tcp) = tcp {
+                        let (tcp, topics) = (TcpListener::from_std(tcp)?, state.topics.clone());
+                        match &tls {
+                            Some(tls) => tokio::spawn(floor::serve(TlsListener::new(tcp, tls)?, topics)),
+                            None => tokio::spawn(floor::serve(tcp.tap_io(nodelay), topics)),
+                        };
+                    }
+                    // TLS is a Listener too, so it composes with whichever accept loop serves.
+                    match &tls {
+                        Some(tls) => axum::serve(TlsListener::new(http, tls)?, app(state)).await,
+                        None => axum::serve(http.tap_io(nodelay), app(state)).await,
+                    }
                 };
                 tokio::select! {
                     result = served => {
@@ -156,6 +179,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         tcp_addr,
+        client_tls,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })
