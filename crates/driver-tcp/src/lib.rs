@@ -78,7 +78,10 @@ impl Session for TcpSession {
             self.frame.clear();
             self.frame.extend_from_slice(&len.to_be_bytes());
             self.frame.extend_from_slice(message);
-            self.stream.get_mut().write_all(&self.frame).await?;
+            let stream = self.stream.get_mut();
+            stream.write_all(&self.frame).await?;
+            // A no-op on plain TCP; over TLS it writes out what rustls still holds.
+            stream.flush().await?;
             Ok(())
         })
     }

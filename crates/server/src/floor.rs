@@ -65,21 +65,26 @@ async fn connection(
             Response::Reply(reply) => {
                 push_frame(&mut frame, &reply);
                 write.write_all(&frame).await?;
+                // A no-op on plain TCP; over TLS it writes out what rustls still holds.
+                write.flush().await?;
             }
             Response::Push(stream, flush) => {
                 for message in stream {
                     push_frame(&mut frame, &message);
                     if flush == Flush::PerMessage || frame.len() >= BATCH_BYTES {
                         write.write_all(&frame).await?;
+                        write.flush().await?;
                         frame.clear();
                     }
                 }
                 write.write_all(&frame).await?;
+                write.flush().await?;
             }
             Response::Subscribe(topic) => {
                 let mut rx = topics.join(&topic);
                 push_frame(&mut frame, &encode_subscribed(&topic));
                 write.write_all(&frame).await?;
+                write.flush().await?;
                 // From here the connection only carries the topic's messages.
                 while let Some(first) = next_broadcast(&mut rx).await {
                     frame.clear();
@@ -87,6 +92,7 @@ async fn connection(
                         push_frame(&mut frame, &message);
                     }
                     write.write_all(&frame).await?;
+                    write.flush().await?;
                 }
                 return Ok(());
             }
