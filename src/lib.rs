@@ -136,7 +136,7 @@ impl Harness {
             "tcp_nodelay": true,
             "transports": {
                 "ws": "GET /ws upgrade; each call a text frame, each reply a text frame",
-                "sse": "GET /sse kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
+                "sse": "GET /sse?session=new kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
                 "longpoll": "GET /poll?session=ID kept outstanding on one connection (replies one per line); each call a POST /rpc?session=ID on a second connection",
                 "tcp": "raw TCP floor: 4-byte big-endian length prefix, then the call; the reply framed the same way",
                 "subscribers": "latency, fanout and connect clients subscribe on one connection each: GET /ws?topic=T, GET /sse?topic=T, GET /poll?topic=T (then polls on the same connection), tcp {\"op\":\"subscribe\"} frame; the first server message acknowledges; POST /broadcast starts a paced broadcast stamped with scheduled send times",

@@ -4,7 +4,8 @@
 //! | endpoint | transport | what |
 //! |---|---|---|
 //! | `GET /ws` | WebSocket | each text (or binary) frame is a call; the reply is a frame of the same kind |
-//! | `GET /sse` | SSE | opens a session: first event `id: 0`, `event: session`, data the session id; then one event per reply, `id:` counting up from 1 |
+//! | `GET /sse?session=new` | SSE | opens a session: first event `id: 0`, `event: session`, data the session id; then one event per reply, `id:` counting up from 1 |
+//! | `GET /sse` | SSE | a ticker for people (`curl -N`): `data: {"seq":N,"unix_ms":T}` with `id: N` every second |
 //! | `GET /poll` | long polling | without `session`: opens one and answers `{"session":"ID"}`; with `?session=ID`: waits for replies, answers them one per line (204 after 30 s of nothing) |
 //! | `DELETE /poll?session=ID` | long polling | ends a session |
 //! | `POST /rpc?session=ID` | SSE, long polling | the upstream call; 202, and the reply goes down the session's stream or poll |
@@ -12,6 +13,9 @@
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
+//!
+//! With [`ServerConfig::tls`] every listener speaks TLS (https, wss, the floor inside TLS)
+//! through [`TlsListener`].
 //!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
