@@ -87,9 +87,24 @@ async fn open(target: &Target, path: &str) -> Result<WsSession, DriverError> {
             .await
             .map_err(|e| DriverError::Handshake {
                 what: format!("WebSocket handshake with {url}"),
-                reason: e.to_string(),
+                reason: handshake_reason(e),
             })?;
     Ok(WsSession { socket, wire })
+}
+
+/// The handshake error, with the start of the server's answer when it refused the upgrade
+/// (e.g. "this port speaks TLS").
+fn handshake_reason(e: tungstenite::Error) -> String {
+    match &e {
+        tungstenite::Error::Http(response) => match response.body() {
+            Some(body) if !body.is_empty() => {
+                let end = body.len().min(200);
+                format!("{e}: {}", String::from_utf8_lossy(&body[..end]).trim_end())
+            }
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
 }
 
 impl Session for WsSession {
