@@ -199,7 +199,11 @@ fn main() {
         .map(|plan| (plan, &plain))
         .chain(tls_plans.into_iter().map(|plan| (plan, &tls_target)));
     for (plan, target) in jobs {
-        let over = if target.tls.is_some() { " over TLS" } else { "" };
+        let over = if target.tls.is_some() {
+            " over TLS"
+        } else {
+            ""
+        };
         println!(
             "pushbench: {}{over} (expected about {:?})",
             plan.id(),

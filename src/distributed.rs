@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use pushbench::RunWriter;
 use pushbench_core::broadcast::unique_topic;
-use pushbench_core::{
-    BroadcastSpec, Target, TlsClient, Transport, merge_parts, open_files_limit,
-};
+use pushbench_core::{BroadcastSpec, Target, TlsClient, Transport, merge_parts, open_files_limit};
 use pushbench_schema::{CaseResult, RunFile};
 use pushbench_server::{ServerConfig, ServerTls};
 

@@ -407,7 +407,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_out(&args.scenario));
     let mut writer = RunWriter::create(&out, config)?;
-    let expected: Duration = plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
+    let expected: Duration =
+        plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
     eprintln!(
         "pushbench: running {} (expected about {}; results in {})",
         plans.iter().map(Plan::id).collect::<Vec<_>>().join(", "),
@@ -438,7 +439,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut write_error = None;
     let interrupted = harness.runtime.block_on(async {
         let mut finished_groups = 0;
-        let jobs = plans.iter().flat_map(|plan| targets.iter().map(move |t| (plan, t)));
+        let jobs = plans
+            .iter()
+            .flat_map(|plan| targets.iter().map(move |t| (plan, t)));
         for (plan, target) in jobs {
             let offset = writer.file().cases.len();
             let over = if target.tls.is_some() { " (TLS)" } else { "" };

@@ -90,7 +90,10 @@ fn tls_wire_bytes_are_counted_below_tls_so_they_exceed_plain() {
         assert_eq!(p.bytes_loaded, s.bytes_loaded, "{t}");
         let (p_down, s_down) = (p.wire_bytes_down.unwrap(), s.wire_bytes_down.unwrap());
         let (p_up, s_up) = (p.wire_bytes_up.unwrap(), s.wire_bytes_up.unwrap());
-        assert!(s_down > p_down + 20 * 22, "{t}: down plain {p_down}, tls {s_down}");
+        assert!(
+            s_down > p_down + 20 * 22,
+            "{t}: down plain {p_down}, tls {s_down}"
+        );
         assert!(s_up > p_up + 20 * 22, "{t}: up plain {p_up}, tls {s_up}");
     }
 }
@@ -196,9 +199,19 @@ fn plain_clients_against_tls_and_tls_clients_against_plain_fail_with_clear_error
     harness.runtime.block_on(async {
         for t in [Transport::Ws, Transport::Sse, Transport::Longpoll] {
             let driver = harness.drivers.get(t).unwrap();
-            let err = driver.connect(&plain_to_tls).await.err().unwrap().to_string();
+            let err = driver
+                .connect(&plain_to_tls)
+                .await
+                .err()
+                .unwrap()
+                .to_string();
             assert!(err.contains("this port speaks TLS"), "{t}: {err}");
-            let err = driver.connect(&tls_to_plain).await.err().unwrap().to_string();
+            let err = driver
+                .connect(&tls_to_plain)
+                .await
+                .err()
+                .unwrap()
+                .to_string();
             assert!(
                 err.contains("TLS handshake with") && err.contains("did not answer in TLS"),
                 "{t}: {err}"
@@ -210,7 +223,13 @@ fn plain_clients_against_tls_and_tls_clients_against_plain_fail_with_clear_error
     let untrusted = Target::new(tls.http, tls.tcp).with_tls(stranger);
     let err = harness
         .runtime
-        .block_on(harness.drivers.get(Transport::Ws).unwrap().connect(&untrusted))
+        .block_on(
+            harness
+                .drivers
+                .get(Transport::Ws)
+                .unwrap()
+                .connect(&untrusted),
+        )
         .err()
         .unwrap()
         .to_string();

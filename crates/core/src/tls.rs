@@ -158,7 +158,11 @@ impl TlsClient {
     }
 
     /// Runs the client handshake over `stream`, dialled at `addr`.
-    pub async fn handshake<S>(&self, addr: SocketAddr, stream: S) -> Result<TlsStream<S>, DriverError>
+    pub async fn handshake<S>(
+        &self,
+        addr: SocketAddr,
+        stream: S,
+    ) -> Result<TlsStream<S>, DriverError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -179,11 +183,15 @@ impl TlsClient {
 /// The message of a failed handshake, with a hint when the peer does not speak TLS at all.
 fn tls_reason(e: &io::Error) -> String {
     let text = e.to_string();
-    let plain = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).is_some_and(
-        |inner| matches!(inner, rustls::Error::InvalidMessage(_)),
-    ) || text.contains("corrupt message");
+    let plain = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|inner| matches!(inner, rustls::Error::InvalidMessage(_)))
+        || text.contains("corrupt message");
     if plain {
-        format!("{text} (the server did not answer in TLS: is it serving TLS, e.g. `pushbench serve --tls`?)")
+        format!(
+            "{text} (the server did not answer in TLS: is it serving TLS, e.g. `pushbench serve --tls`?)"
+        )
     } else {
         text
     }

@@ -30,14 +30,12 @@ pub(crate) fn client_counts(cases: &[&CaseResult]) -> Vec<u64> {
 
 /// A push case's throughput as a fraction of the tcp floor's under the same flush policy.
 pub(crate) fn push_ratio_to_floor(cases: &[&CaseResult], case: &CaseResult) -> Option<f64> {
-    let floor = cases
-        .iter()
-        .find(|c| {
-            c.transport == "tcp"
-                && c.params.flush == case.params.flush
-                && c.params.tls == case.params.tls
-                && c.is_ok()
-        })?;
+    let floor = cases.iter().find(|c| {
+        c.transport == "tcp"
+            && c.params.flush == case.params.flush
+            && c.params.tls == case.params.tls
+            && c.is_ok()
+    })?;
     let (value, floor) = (case.metrics.msgs_per_s?, floor.metrics.msgs_per_s?);
     (floor > 0.0).then(|| value / floor)
 }

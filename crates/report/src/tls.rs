@@ -234,7 +234,10 @@ mod tests {
         let mut md = String::new();
         section(&mut md, &file);
         assert!(md.contains("## What TLS costs"), "{md}");
-        assert!(md.contains("| study | n=100, sequential | ws | 1 / 1 | 1000 | 500 | 0.50× |"), "{md}");
+        assert!(
+            md.contains("| study | n=100, sequential | ws | 1 / 1 | 1000 | 500 | 0.50× |"),
+            "{md}"
+        );
         // Wire bytes per call: 200 plain, 300 over TLS.
         assert!(md.contains("| 200 / 300 |"), "{md}");
         assert_eq!(

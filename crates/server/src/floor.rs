@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::serve::Listener;
 use pushbench_core::StudyHub;
 use pushbench_core::study::{Flush, Response, encode_subscribed};
-use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::broadcast::Topics;

@@ -307,10 +307,7 @@ fn sse_ticker() -> Response {
             let mut event = Vec::with_capacity(64);
             let data = format!(r#"{{"seq":{seq},"unix_ms":{unix_ms}}}"#);
             write_event(&mut event, seq, data.as_bytes());
-            Some((
-                Ok::<_, Infallible>(Bytes::from(event)),
-                (interval, seq + 1),
-            ))
+            Some((Ok::<_, Infallible>(Bytes::from(event)), (interval, seq + 1)))
         },
     );
     event_stream(Body::from_stream(ticks))

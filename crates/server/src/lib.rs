@@ -159,7 +159,9 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                     if let Some(tcp) = tcp {
                         let (tcp, topics) = (TcpListener::from_std(tcp)?, state.topics.clone());
                         match &tls {
-                            Some(tls) => tokio::spawn(floor::serve(TlsListener::new(tcp, tls)?, topics)),
+                            Some(tls) => {
+                                tokio::spawn(floor::serve(TlsListener::new(tcp, tls)?, topics))
+                            }
                             None => tokio::spawn(floor::serve(tcp.tap_io(nodelay), topics)),
                         };
                     }

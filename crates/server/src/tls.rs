@@ -29,7 +29,8 @@ const READY_QUEUE: usize = 256;
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// What a plain-HTTP request to a TLS port gets back, so the client's error says why.
-const PLAIN_HTTP_ANSWER: &str = "this port speaks TLS: use https:// or wss:// (the server runs with --tls)\n";
+const PLAIN_HTTP_ANSWER: &str =
+    "this port speaks TLS: use https:// or wss:// (the server runs with --tls)\n";
 
 /// The certificate chain and key the server presents, ready for rustls.
 #[derive(Clone)]
@@ -117,10 +118,8 @@ impl ServerTls {
         let mut pem = String::new();
         for cert in &self.chain {
             pem.push_str("-----BEGIN CERTIFICATE-----\n");
-            let encoded = base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                cert.as_ref(),
-            );
+            let encoded =
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert.as_ref());
             for line in encoded.as_bytes().chunks(64) {
                 pem.push_str(&String::from_utf8_lossy(line));
                 pem.push('\n');

@@ -231,6 +231,9 @@ async fn parameterless_sse_streams_a_ticker_and_unknown_session_values_are_400()
         let frame = body.frame().await.unwrap().unwrap();
         text.push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap());
     }
-    assert!(text.starts_with("id: 0\ndata: {\"seq\":0,\"unix_ms\":"), "{text:?}");
+    assert!(
+        text.starts_with("id: 0\ndata: {\"seq\":0,\"unix_ms\":"),
+        "{text:?}"
+    );
     assert!(text.contains("\n\nid: 1\ndata: {\"seq\":1,"), "{text:?}");
 }
