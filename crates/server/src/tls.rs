@@ -252,3 +252,62 @@ impl Listener for TlsListener {
         Ok(self.local_addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn pem_files_load_into_the_same_chain_and_a_missing_key_is_named() {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("pushbench-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+
+        let tls = ServerTls::from_pem_files(&cert, &key).unwrap();
+        assert!(!tls.is_self_signed());
+        assert_eq!(tls.chain(), [generated.cert.der().clone()]);
+        // chain_pem writes what read_certificates reads back.
+        let again = dir.join("again.pem");
+        std::fs::write(&again, tls.chain_pem()).unwrap();
+        assert_eq!(read_certificates(&again).unwrap(), tls.chain());
+        // 32 bytes as colon-separated upper-case hex.
+        let fingerprint = tls.fingerprint();
+        assert_eq!(fingerprint.len(), 95, "{fingerprint}");
+        assert!(
+            fingerprint
+                .chars()
+                .all(|c| c == ':' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
+
+        let err = ServerTls::from_pem_files(&cert, &dir.join("missing.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("private key") && err.contains("missing.pem"),
+            "{err}"
+        );
+        // A certificate file given as the key holds no key.
+        let err = ServerTls::from_pem_files(&cert, &cert)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("private key"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn self_signed_certificates_differ_and_name_the_served_address() {
+        let a = ServerTls::self_signed(Some("10.1.2.3".parse().unwrap())).unwrap();
+        let b = ServerTls::self_signed(None).unwrap();
+        assert!(a.is_self_signed());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a, b);
+        // The certificate holds the served IP as a subject alternative name (4 raw bytes).
+        let der = a.chain()[0].as_ref();
+        assert!(der.windows(4).any(|w| w == [10, 1, 2, 3]));
+    }
+}
