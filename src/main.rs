@@ -22,7 +22,7 @@ mod distributed;
     name = "pushbench",
     version,
     about,
-    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench list                             # the scenarios"
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios"
 )]
 struct Cli {
     #[command(subcommand)]
