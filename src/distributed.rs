@@ -51,7 +51,7 @@ fn serve_tls(args: &ServeArgs) -> anyhow::Result<Option<(ServerTls, PathBuf, boo
         .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
     Ok(Some((tls, path, true)))
 }
-/// Runs the server until Ctrl-C; prints one line per listener (`http ADDR` or, with --tls,
+/// Runs the server until Ctrl-C or SIGTERM; prints one line per listener (`http ADDR` or, with --tls,
 /// `https ADDR`; then `tcp ADDR`), and with --tls the certificate's file (`cert PATH`) and
 /// SHA-256 fingerprint (`sha256 HEX`).
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -99,7 +99,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(tokio::signal::ctrl_c())?;
+    runtime.block_on(async {
+        // SIGTERM (kill, a test harness) stops it as cleanly as Ctrl-C.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            stopped = tokio::signal::ctrl_c() => stopped,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     server.shutdown();
     if let Some((_, path, true)) = &tls {
         // The generated certificate dies with the server.

@@ -188,6 +188,8 @@ fn serve_tls_streams_the_ticker_over_https_to_a_client_trusting_the_printed_cert
     });
     assert!(text.starts_with("id: 0\ndata: {\"seq\":0,"), "{text:?}");
     drop(server);
+    // Killed, the server could not remove its generated certificate.
+    let _ = std::fs::remove_file(&cert);
 }
 
 #[test]
