@@ -2,8 +2,10 @@
 //! per transport, `Throughput::Elements`), the push scenario (one group per flush policy), the
 //! roundtrip scenario (one group per client count), connect (sequential connections and a
 //! ramp) and payload (one group per size and kind, `Throughput::Bytes`); then `latency` and
-//! `fanout` and `reconnect` through the runner alone, and every measured run written as a pushbench result
-//! under `results/latest/` with its charts and REPORT.md.
+//! `fanout` and `reconnect` through the runner alone, then study (one N) and push again over
+//! TLS (a second in-process server serving https, wss and the floor over TLS), and every
+//! measured run written as a pushbench result under `results/latest/` with its charts and
+//! REPORT.md.
 //!
 //! Latency, fan-out and reconnect are not criterion functions: the server paces them (a fixed
 //! rate, a broadcast every interval, a live feed), so their wall time is set by the schedule and criterion's
@@ -80,7 +82,9 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let config = StudyConfig::default();
-    let mut harness = Harness::start().expect("start the in-process server");
+    // A second server serves TLS, for the TLS variants of study and push (run last).
+    let tls = pushbench_server::ServerTls::self_signed(None).expect("generate a certificate");
+    let mut harness = Harness::start_with(Some(tls)).expect("start the in-process servers");
     // Fan-out beyond one process runs driver processes of the pushbench binary of this build.
     harness.driver_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_pushbench")));
     let (latency, fanout, reconnect) = if test_mode {
@@ -118,6 +122,11 @@ fn main() {
     run_config["latency"] = serde_json::to_value(&latency).unwrap_or_default();
     run_config["fanout"] = serde_json::to_value(&fanout).unwrap_or_default();
     run_config["reconnect"] = serde_json::to_value(&reconnect).unwrap_or_default();
+    let tls_plans = tls_plans(test_mode);
+    run_config["tls_runs"] = serde_json::json!({
+        "what": "study and push again over TLS, through the runner (not criterion), after the paced scenarios; params.tls marks these cases",
+        "plans": tls_plans.iter().map(|p| serde_json::json!({"scenario": p.id(), "config": p.config_value()})).collect::<Vec<_>>(),
+    });
     let mut source = String::from(
         "cargo bench --bench scenarios: criterion sample_size 10, flat sampling; every iteration criterion ran \
          (warm-up included) is one run of its case",
@@ -191,14 +200,26 @@ fn main() {
     for case in runs.into_cases() {
         writer.push(case).expect("write results");
     }
-    // Paced scenarios: once each through the runner (see the crate docs).
-    for plan in [
+    // Paced scenarios: once each through the runner (see the crate docs); then the TLS
+    // variants of study and push.
+    let plain = harness.target();
+    let tls_target = harness.tls_target().expect("the TLS server");
+    let jobs = [
         Plan::Latency(latency),
         Plan::Fanout(fanout),
         Plan::Reconnect(reconnect),
-    ] {
+    ]
+    .into_iter()
+    .map(|plan| (plan, &plain))
+    .chain(tls_plans.into_iter().map(|plan| (plan, &tls_target)));
+    for (plan, target) in jobs {
+        let over = if target.tls.is_some() {
+            " over TLS"
+        } else {
+            ""
+        };
         println!(
-            "pushbench: {} (expected about {:?})",
+            "pushbench: {}{over} (expected about {:?})",
             plan.id(),
             plan.expected()
         );
@@ -211,7 +232,9 @@ fn main() {
                     .expect("write results");
             }
         };
-        harness.runtime.block_on(plan.run(&harness, &mut on_event));
+        harness
+            .runtime
+            .block_on(plan.run_on(&harness, target, &mut on_event));
     }
     let file = writer.finish().expect("write results");
     let rendered = pushbench_report::render(&out).expect("render the report");
@@ -221,6 +244,35 @@ fn main() {
         rendered.report.display(),
         rendered.charts.len()
     );
+}
+
+/// The TLS variants: study at one N (sequential, the transports one after another) and push
+/// under both flush policies, with the plain cases' parameters so the report can set them side
+/// by side. Through the runner rather than criterion, to keep them near 15 s: push with a
+/// write per message takes seconds per run over long polling and SSE.
+fn tls_plans(test_mode: bool) -> Vec<Plan> {
+    // The plain push cases above use the default message count in both modes: so do these.
+    let messages = PushConfig::default().messages;
+    let (calls, repeats) = if test_mode { (100, 1) } else { (1_000, 3) };
+    let push = |flush: Flush, repeats: u32| {
+        Plan::Push(PushConfig {
+            messages,
+            flush: vec![flush],
+            repeats,
+            ..PushConfig::default()
+        })
+    };
+    vec![
+        Plan::Study(StudyConfig {
+            calls: vec![calls],
+            all_at_once: false,
+            repeats,
+            ..StudyConfig::default()
+        }),
+        push(Flush::Batched, repeats),
+        // One run: about 11 s here (over TLS: long polling 6.3 s, SSE 3.4 s, ws and tcp < 0.5 s).
+        push(Flush::PerMessage, 1),
+    ]
 }
 
 /// Criterion's minimum for the groups below: 10 samples of one iteration each, after one

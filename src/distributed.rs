@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use pushbench::RunWriter;
 use pushbench_core::broadcast::unique_topic;
-use pushbench_core::{BroadcastSpec, Target, Transport, merge_parts, open_files_limit};
+use pushbench_core::{BroadcastSpec, Target, TlsClient, Transport, merge_parts, open_files_limit};
 use pushbench_schema::{CaseResult, RunFile};
-use pushbench_server::{Access, ServerConfig};
+use pushbench_server::{Access, ServerConfig, ServerTls};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -25,6 +25,16 @@ pub struct ServeArgs {
     /// Worker threads of the server runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Serve https and wss (and the floor over TLS) with rustls; without --cert/--key, a
+    /// self-signed certificate for localhost and 127.0.0.1 is generated at start.
+    #[arg(long)]
+    tls: bool,
+    /// PEM certificate chain to serve (leaf first) instead of a self-signed one.
+    #[arg(long, value_name = "FILE", requires = "tls", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// Require this bearer token on every HTTP request (`Authorization: Bearer T`, or
     /// `?token=T` for browsers); without it, 401.
     #[arg(
@@ -54,7 +64,24 @@ fn is_origin(text: &str) -> bool {
     authority.is_some_and(|a| !a.is_empty() && !a.trim_end_matches('/').contains('/'))
 }
 
-/// Runs the server until Ctrl-C; prints one line per listener (`http ADDR`, `tcp ADDR`).
+/// The server's TLS identity from `serve`'s flags, and the PEM file clients can trust.
+fn serve_tls(args: &ServeArgs) -> anyhow::Result<Option<(ServerTls, PathBuf, bool)>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        let tls = ServerTls::from_pem_files(cert, key)?;
+        return Ok(Some((tls, cert.clone(), false)));
+    }
+    let tls = ServerTls::self_signed(Some(args.bind.ip()))?;
+    let path = std::env::temp_dir().join(format!("pushbench-{}-cert.pem", std::process::id()));
+    std::fs::write(&path, tls.chain_pem())
+        .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+    Ok(Some((tls, path, true)))
+}
+/// Runs the server until Ctrl-C or SIGTERM; prints one line per listener (`http ADDR` or, with --tls,
+/// `https ADDR`; then `tcp ADDR`), and with --tls the certificate's file (`cert PATH`) and
+/// SHA-256 fingerprint (`sha256 HEX`).
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.bind.ip().is_loopback() {
         eprintln!(
@@ -83,14 +110,32 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_read_timeout: Duration::from_millis(args.header_timeout_ms),
         max_connections: args.max_connections,
         access: Access {
-            token: args.token,
-            allowed_origins: args.allow_origin,
+            token: args.token.clone(),
+            allowed_origins: args.allow_origin.clone(),
         },
+        tls: None,
+    };
+    let tls = serve_tls(&args)?;
+    let config = ServerConfig {
+        tls: tls.as_ref().map(|(tls, _, _)| tls.clone()),
+        ..config
     };
     let server = pushbench_server::spawn(config)?;
-    println!("http {}", server.http_addr);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("{scheme} {}", server.http_addr);
     if let Some(tcp) = server.tcp_addr {
         println!("tcp {tcp}");
+    }
+    if let Some((tls, path, _)) = &tls {
+        println!("cert {}", path.display());
+        println!("sha256 {}", tls.fingerprint());
+        eprintln!(
+            "pushbench: try `curl --cacert {} -N https://{}/sse` (or curl -k); drive with --target https://{} --tls-ca {}",
+            path.display(),
+            server.http_addr,
+            server.http_addr,
+            path.display()
+        );
     }
     eprintln!(
         "pushbench: serving (open-files limit {}); Ctrl-C stops",
@@ -99,16 +144,36 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(tokio::signal::ctrl_c())?;
+    runtime.block_on(async {
+        // SIGTERM (kill, a test harness) stops it as cleanly as Ctrl-C.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            stopped = tokio::signal::ctrl_c() => stopped,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     server.shutdown();
+    if let Some((_, path, true)) = &tls {
+        // The generated certificate dies with the server.
+        let _ = std::fs::remove_file(path);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
 pub struct DriveArgs {
-    /// The server's HTTP address, e.g. http://127.0.0.1:8080.
+    /// The server's HTTP address, e.g. http://127.0.0.1:8080, or https://127.0.0.1:8443 for
+    /// a server run with --tls (then give --tls-ca or --insecure).
     #[arg(long)]
     target: String,
+    /// With an https target: trust the PEM certificate(s) in FILE (`pushbench serve --tls`
+    /// prints where its certificate is).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// With an https target: accept any certificate (encrypted, but the server is not
+    /// authenticated).
+    #[arg(long, conflicts_with = "tls_ca")]
+    insecure: bool,
     /// The server's raw-TCP floor address (needed for --transport tcp).
     #[arg(long, value_name = "ADDR")]
     tcp_target: Option<SocketAddr>,
@@ -166,21 +231,52 @@ pub struct DriveArgs {
     quiet: bool,
 }
 
-fn parse_target(text: &str) -> anyhow::Result<SocketAddr> {
-    let authority = text
-        .strip_prefix("http://")
-        .unwrap_or(text)
-        .trim_end_matches('/');
-    if authority.contains('/') || text.starts_with("https://") {
-        anyhow::bail!(
-            "--target {text}: expected http://HOST:PORT (no path; https is not supported yet)"
-        );
+/// A `--target` URL: its address, whether it is https, and its host as written.
+fn parse_target(text: &str) -> anyhow::Result<(SocketAddr, bool, String)> {
+    let (https, rest) = match text.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix("http://").unwrap_or(text)),
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        anyhow::bail!("--target {text}: expected http://HOST:PORT or https://HOST:PORT (no path)");
     }
-    authority
+    let addr = authority
         .to_socket_addrs()
         .with_context(|| format!("--target {text}: not HOST:PORT"))?
         .next()
-        .with_context(|| format!("--target {text}: resolves to no address"))
+        .with_context(|| format!("--target {text}: resolves to no address"))?;
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .trim_matches(|c| c == '[' || c == ']');
+    Ok((addr, https, host.to_owned()))
+}
+
+/// The drivers' TLS setting for `drive`'s flags; an error when https lacks a trust choice or
+/// TLS flags come without https.
+fn drive_tls(args: &DriveArgs, https: bool, host: &str) -> anyhow::Result<Option<TlsClient>> {
+    let client = match (&args.tls_ca, args.insecure) {
+        (Some(ca), _) => TlsClient::from_ca_file(ca)?,
+        (None, true) => TlsClient::insecure()?,
+        (None, false) if https => anyhow::bail!(
+            "--target {}: https needs --tls-ca FILE (the certificate `pushbench serve --tls` printed) or --insecure",
+            args.target
+        ),
+        (None, false) => return Ok(None),
+    };
+    if !https {
+        anyhow::bail!(
+            "--tls-ca/--insecure need an https:// --target (got {})",
+            args.target
+        );
+    }
+    let client = if host.parse::<IpAddr>().is_ok() {
+        client
+    } else {
+        client.with_server_name(host)?
+    };
+    Ok(Some(client))
 }
 
 /// Runs this process's clients of one broadcast case and writes its part of the result.
@@ -197,9 +293,11 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
         )
         .context("--max-open-files")?;
     }
-    let mut target = Target::new(parse_target(&args.target)?, args.tcp_target);
+    let (addr, https, host) = parse_target(&args.target)?;
+    let mut target = Target::new(addr, args.tcp_target);
     target.source = args.source;
     target.token = args.token.clone();
+    target.tls = drive_tls(&args, https, &host)?;
     let variant = args.variant.clone().unwrap_or_else(|| {
         if args.scenario == "latency" {
             "paced".into()
@@ -231,6 +329,7 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
         "target": args.target,
         "tcp_target": args.tcp_target.map(|a| a.to_string()),
         "source": args.source.map(|a| a.to_string()),
+        "tls": target.tls.is_some(),
         "transport": args.transport,
         "topic": args.topic,
         "clients": spec.clients,
@@ -245,7 +344,10 @@ pub fn drive(args: DriveArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let measured = runtime.block_on(pushbench_core::run_broadcast_case(driver, &target, &spec));
-    let case = measured.case;
+    let mut case = measured.case;
+    if target.tls.is_some() {
+        case.params.tls = Some(true);
+    }
     let error = case.error.clone();
     writer.push(case)?;
     let file = writer.finish()?;
@@ -276,7 +378,7 @@ pub struct MergeArgs {
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
         case.scenario,
         case.transport,
         case.variant,
@@ -285,7 +387,8 @@ fn merge_key(case: &CaseResult) -> String {
         p.flush,
         p.payload_bytes,
         p.rate,
-        p.interval_us
+        p.interval_us,
+        p.tls
     )
 }
 

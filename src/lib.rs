@@ -30,7 +30,7 @@ use pushbench_driver_sse::SseDriver;
 use pushbench_driver_tcp::TcpDriver;
 use pushbench_driver_ws::WsDriver;
 use pushbench_schema::{CaseResult, RunFile, SchemaError};
-use pushbench_server::{RunningServer, ServerConfig};
+use pushbench_server::{RunningServer, ServerConfig, ServerTls};
 use tokio::runtime::Runtime;
 
 pub use plan::{Plan, default_driver_exe};
@@ -53,8 +53,11 @@ pub fn drivers() -> DriverSet {
 
 /// The in-process server on its own runtime thread, and a separate runtime for the clients.
 pub struct Harness {
-    /// The running server.
+    /// The running server (plain TCP).
     pub server: RunningServer,
+    /// The same server serving TLS (https, wss, the floor over TLS), when the run measures
+    /// TLS; it runs beside the plain one so a run can compare them.
+    pub tls_server: Option<RunningServer>,
     /// The server's configuration.
     pub server_config: ServerConfig,
     /// The client runtime; drivers run here.
@@ -68,8 +71,22 @@ pub struct Harness {
 impl Harness {
     /// Starts the server on loopback (one runtime thread) and a one-thread client runtime.
     pub fn start() -> io::Result<Harness> {
+        Harness::start_with(None)
+    }
+
+    /// Starts the plain server and, with `tls`, a second one serving TLS with that identity
+    /// (each on its own one-thread runtime), and a one-thread client runtime.
+    pub fn start_with(tls: Option<ServerTls>) -> io::Result<Harness> {
         let server_config = ServerConfig::default();
         let server = pushbench_server::spawn(server_config.clone())?;
+        let tls_server = tls
+            .map(|tls| {
+                pushbench_server::spawn(ServerConfig {
+                    tls: Some(tls),
+                    ..server_config.clone()
+                })
+            })
+            .transpose()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(CLIENT_THREADS)
             .thread_name("pushbench-client")
@@ -77,6 +94,7 @@ impl Harness {
             .build()?;
         Ok(Harness {
             server,
+            tls_server,
             server_config,
             runtime,
             drivers: drivers(),
@@ -87,6 +105,12 @@ impl Harness {
     /// Where the drivers connect.
     pub fn target(&self) -> Target {
         self.server.target()
+    }
+
+    /// Where the drivers connect over TLS (trusting the run's certificate), if the harness
+    /// has a TLS server.
+    pub fn tls_target(&self) -> Option<Target> {
+        self.tls_server.as_ref().map(RunningServer::target)
     }
 
     /// The `config` recorded in run.json: the scenario's own configuration under its id, the
@@ -100,11 +124,19 @@ impl Harness {
                 "http": self.server.http_addr.to_string(),
                 "tcp": self.server.tcp_addr.map(|a| a.to_string()),
             },
+            "tls": self.tls_server.as_ref().map(|tls| serde_json::json!({
+                "http": tls.http_addr.to_string(),
+                "tcp": tls.tcp_addr.map(|a| a.to_string()),
+                "library": "rustls 0.23 (ring provider), tokio-rustls; TLS 1.3, ALPN http/1.1",
+                "certificate": "self-signed ECDSA P-256 (rcgen), generated at start; clients trust exactly it",
+                "session_resumption": "rustls defaults (server sends tickets; a client resumes on its next connection)",
+                "wire_bytes": "counted at the TCP socket, below TLS",
+            })),
             "client_threads": CLIENT_THREADS,
             "tcp_nodelay": true,
             "transports": {
                 "ws": "GET /ws upgrade; each call a text frame, each reply a text frame",
-                "sse": "GET /sse kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
+                "sse": "GET /sse?session=new kept open (events with id:); each call a POST /rpc?session=ID on a second connection, 202, reply as the next event",
                 "longpoll": "GET /poll?session=ID kept outstanding on one connection (replies one per line); each call a POST /rpc?session=ID on a second connection",
                 "tcp": "raw TCP floor: 4-byte big-endian length prefix, then the call; the reply framed the same way",
                 "subscribers": "latency, fanout and connect clients subscribe on one connection each: GET /ws?topic=T, GET /sse?topic=T, GET /poll?topic=T (then polls on the same connection), tcp {\"op\":\"subscribe\"} frame; the first server message acknowledges; POST /broadcast starts a paced broadcast stamped with scheduled send times",
@@ -200,8 +232,17 @@ impl RunWriter {
 }
 
 /// What tells a case from its neighbours in a table: the flush policy, the client count, or the
-/// variant.
+/// variant; ` tls` when it ran over TLS.
 fn variant_label(case: &CaseResult) -> String {
+    let label = plain_variant_label(case);
+    if case.params.tls == Some(true) {
+        format!("{label} tls")
+    } else {
+        label
+    }
+}
+
+fn plain_variant_label(case: &CaseResult) -> String {
     if case.scenario == "payload" {
         return format!(
             "{} B {}",

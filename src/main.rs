@@ -22,7 +22,7 @@ mod distributed;
     name = "pushbench",
     version,
     about,
-    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench list                             # the scenarios"
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +69,19 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Measure over TLS: the server serves https, wss and the floor over TLS (rustls, a
+    /// self-signed certificate generated at start, trusted by the drivers). `--tls=both`
+    /// measures every case plain and over TLS in the same run, so the report shows what
+    /// encryption costs each transport.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "only",
+        value_name = "WHICH"
+    )]
+    tls: Option<TlsRuns>,
     /// study: call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
     #[arg(
         long,
@@ -179,6 +192,15 @@ struct RunArgs {
     /// reconnect: skip the no-resume variant (which shows what a reconnect loses).
     #[arg(long, help_heading = "Reconnect")]
     resume_only: bool,
+}
+
+/// Which cases `--tls` measures over TLS.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TlsRuns {
+    /// Every case over TLS only.
+    Only,
+    /// Every case plain, then over TLS.
+    Both,
 }
 
 impl RunArgs {
@@ -394,8 +416,17 @@ impl Driver for Announced {
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = plans(&args)?;
-    let mut harness = Harness::start()?;
-    let config = if let [plan] = plans.as_slice() {
+    let tls = match args.tls {
+        Some(_) => Some(pushbench_server::ServerTls::self_signed(None)?),
+        None => None,
+    };
+    let mut harness = Harness::start_with(tls)?;
+    let targets: Vec<Target> = match (args.tls, harness.tls_target()) {
+        (Some(TlsRuns::Only), Some(tls)) => vec![tls],
+        (Some(TlsRuns::Both), Some(tls)) => vec![harness.target(), tls],
+        _ => vec![harness.target()],
+    };
+    let mut config = if let [plan] = plans.as_slice() {
         harness.run_config(plan.id(), &plan.config_value())
     } else {
         let all: serde_json::Map<String, serde_json::Value> = plans
@@ -404,12 +435,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect();
         harness.run_config("all", &all)
     };
+    if let Some(tls) = args.tls {
+        config["tls_runs"] = serde_json::json!(match tls {
+            TlsRuns::Only => "every case over TLS",
+            TlsRuns::Both => "every case plain, then over TLS (params.tls marks the TLS cases)",
+        });
+    }
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| default_out(&args.scenario));
     let mut writer = RunWriter::create(&out, config)?;
-    let expected: Duration = plans.iter().map(Plan::expected).sum();
+    let expected: Duration =
+        plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
     eprintln!(
         "pushbench: running {} (expected about {}; results in {})",
         plans.iter().map(Plan::id).collect::<Vec<_>>().join(", "),
@@ -419,7 +457,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(plans.iter().map(Plan::total).sum())
+        ProgressBar::new(plans.iter().map(Plan::total).sum::<u64>() * targets.len() as u64)
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -440,12 +478,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut write_error = None;
     let interrupted = harness.runtime.block_on(async {
         let mut finished_groups = 0;
-        for plan in &plans {
+        let jobs = plans
+            .iter()
+            .flat_map(|plan| targets.iter().map(move |t| (plan, t)));
+        for (plan, target) in jobs {
             let offset = writer.file().cases.len();
+            let over = if target.tls.is_some() { " (TLS)" } else { "" };
             let mut on_event = |event: RunEvent<'_>| match event {
                 RunEvent::GroupStarted { label, done, .. } => {
                     bar.set_position((finished_groups + done) as u64);
-                    progress.group(label);
+                    progress.group(format!("{label}{over}"));
                 }
                 RunEvent::CaseMeasured { index, case } => {
                     if let Err(e) = writer.set(offset + index, case.clone()) {
@@ -454,7 +496,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let stopped = tokio::select! {
-                _ = plan.run(&harness, &mut on_event) => false,
+                _ = plan.run_on(&harness, target, &mut on_event) => false,
                 _ = tokio::signal::ctrl_c() => true,
             };
             if stopped {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pushbench_core::reconnect::Follower;
 use pushbench_core::{
     ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig, ReconnectConfig,
-    RoundtripConfig, RunEvent, StudyConfig, Transport,
+    RoundtripConfig, RunEvent, StudyConfig, Target, Transport,
 };
 use pushbench_driver_sse::SseDriver;
 use pushbench_driver_ws::WsDriver;
@@ -209,7 +209,42 @@ impl Plan {
         harness: &Harness,
         on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
     ) -> Vec<CaseResult> {
-        let target = harness.target();
+        self.run_on(harness, &harness.target(), on_event).await
+    }
+
+    /// Runs the plan against `target` (e.g. [`Harness::tls_target`]); cases measured over TLS
+    /// say so in `params.tls`.
+    pub async fn run_on(
+        &self,
+        harness: &Harness,
+        target: &Target,
+        on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+    ) -> Vec<CaseResult> {
+        let tls = target.tls.is_some();
+        let mark = |mut case: CaseResult| {
+            if tls {
+                case.params.tls = Some(true);
+            }
+            case
+        };
+        let mut marked = |event: RunEvent<'_>| match event {
+            RunEvent::CaseMeasured { index, case } if tls => {
+                let case = mark(case.clone());
+                on_event(RunEvent::CaseMeasured { index, case: &case });
+            }
+            other => on_event(other),
+        };
+        let cases = self.run_unmarked(harness, target, &mut marked).await;
+        cases.into_iter().map(mark).collect()
+    }
+
+    async fn run_unmarked(
+        &self,
+        harness: &Harness,
+        target: &Target,
+        on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+    ) -> Vec<CaseResult> {
+        let target = target.clone();
         let d = &harness.drivers;
         match self {
             Plan::Study(c) => pushbench_core::run_study(c, d, &target, on_event).await,

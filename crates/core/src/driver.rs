@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::tls::TlsClient;
 use crate::transport::Transport;
 use crate::wire::WireCounts;
 
@@ -23,6 +24,8 @@ pub struct Target {
     /// Bearer token sent as `Authorization: Bearer TOKEN` on every HTTP request and WebSocket
     /// upgrade, for a server started with `--token`.
     pub token: Option<String>,
+    /// TLS for every connection (https, wss, the floor over TLS), or `None` for plain TCP.
+    pub tls: Option<TlsClient>,
 }
 
 impl Target {
@@ -34,7 +37,24 @@ impl Target {
             tcp,
             source: None,
             token: None,
+            tls: None,
         }
+    }
+
+    /// The same target reached over TLS as `tls` says.
+    pub fn with_tls(mut self, tls: TlsClient) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn http_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// `wss` with TLS, else `ws`.
+    pub fn ws_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "wss" } else { "ws" }
     }
 }
 
@@ -66,6 +86,14 @@ pub enum DriverError {
     Handshake {
         /// Which exchange.
         what: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The TLS handshake failed (a certificate not trusted, a server that does not speak TLS).
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls {
+        /// The address dialled.
+        addr: SocketAddr,
         /// The cause.
         reason: String,
     },

@@ -12,7 +12,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use crate::driver::{DriverError, Target, connect_tcp};
+use crate::driver::{DriverError, Target};
+use crate::tls::connect_stream;
 use crate::wire::WireCounter;
 
 /// One keep-alive HTTP/1.1 connection.
@@ -26,11 +27,12 @@ pub struct Http1Connection {
 }
 
 impl Http1Connection {
-    /// Connects to the target's HTTP listener (TCP_NODELAY on), counting bytes in `counter`.
+    /// Connects to the target's HTTP listener (TCP_NODELAY on; TLS when the target says so),
+    /// counting bytes in `counter`.
     pub async fn connect(target: &Target, counter: &WireCounter) -> Result<Self, DriverError> {
         let addr = target.http;
-        let stream = connect_tcp(addr, target.source).await?;
-        let (sender, connection) = http1::handshake(TokioIo::new(counter.wrap(stream)))
+        let stream = connect_stream(addr, target, counter).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| handshake_error(addr, e))?;
         // Errors of the connection surface on the request that meets them.

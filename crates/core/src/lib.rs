@@ -19,6 +19,7 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod study;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 
@@ -38,5 +39,6 @@ pub use scenario::{
 };
 pub use stats::LatencyHistogram;
 pub use study::{Flush, ProtocolError, PushRequest, StudyHub};
+pub use tls::{ClientStream, TlsClient, TlsError, connect_stream};
 pub use transport::Transport;
 pub use wire::{CountingStream, WireCounter, WireCounts};

@@ -1,4 +1,4 @@
-//! The SSE session: `GET /sse` held open on one connection (events parsed incrementally), and
+//! The SSE session: `GET /sse?session=new` held open on one connection (events parsed incrementally), and
 //! each call sent as `POST /rpc?session=ID` on a second, as SignalR and browsers do.
 
 use bytes::Bytes;
@@ -84,7 +84,7 @@ impl Driver for SseDriver {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         Box::pin(async move {
             let wire = WireCounter::default();
-            let (events, session) = open_stream(target, "/sse", &wire).await?;
+            let (events, session) = open_stream(target, "/sse?session=new", &wire).await?;
             let up = Http1Connection::connect(target, &wire).await?;
             Ok(Box::new(SseSession {
                 events,

@@ -1,15 +1,15 @@
 //! pushbench's raw-TCP floor driver: 4-byte big-endian length, then the message, both ways.
 //! The least a transport can do on the same hub, so every protocol is also shown as a ratio to it.
+//! With a TLS target the frames go over TLS, as the server's floor then speaks it.
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use pushbench_core::study::encode_subscribe;
 use pushbench_core::{
-    CountingStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
-    connect_tcp,
+    ClientStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
+    connect_stream,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// The largest frame the driver accepts from the server.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -19,7 +19,7 @@ pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
 pub struct TcpDriver;
 
 struct TcpSession {
-    stream: BufReader<CountingStream<TcpStream>>,
+    stream: BufReader<ClientStream>,
     frame: Vec<u8>,
     wire: WireCounter,
 }
@@ -59,7 +59,8 @@ impl Driver for TcpDriver {
 async fn open(target: &Target) -> Result<TcpSession, DriverError> {
     let addr = target.tcp.ok_or(DriverError::NoListener(Transport::Tcp))?;
     let wire = WireCounter::default();
-    let stream = BufReader::new(wire.wrap(connect_tcp(addr, target.source).await?));
+    // Over TLS when the server speaks it, so the floor stays a floor for TLS runs.
+    let stream = BufReader::new(connect_stream(addr, target, &wire).await?);
     Ok(TcpSession {
         stream,
         frame: Vec::new(),
@@ -77,7 +78,10 @@ impl Session for TcpSession {
             self.frame.clear();
             self.frame.extend_from_slice(&len.to_be_bytes());
             self.frame.extend_from_slice(message);
-            self.stream.get_mut().write_all(&self.frame).await?;
+            let stream = self.stream.get_mut();
+            stream.write_all(&self.frame).await?;
+            // A no-op on plain TCP; over TLS it writes out what rustls still holds.
+            stream.flush().await?;
             Ok(())
         })
     }

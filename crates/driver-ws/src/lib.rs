@@ -13,10 +13,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use pushbench_core::{
-    CountingStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
-    connect_tcp,
+    ClientStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
+    connect_stream,
 };
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -34,7 +33,7 @@ pub const READ_BUFFER: usize = 32 * 1024;
 pub struct WsDriver;
 
 struct WsSession {
-    socket: WebSocketStream<CountingStream<TcpStream>>,
+    socket: WebSocketStream<ClientStream>,
     wire: WireCounter,
 }
 
@@ -79,7 +78,8 @@ impl Driver for WsDriver {
     }
 }
 
-/// Connects and upgrades `path` on the target's HTTP listener.
+/// Connects (over TLS when the target says so) and upgrades `path` on the target's HTTP
+/// listener.
 async fn open(target: &Target, path: &str) -> Result<WsSession, DriverError> {
     open_counted(target, path, WireCounter::default()).await
 }
@@ -90,8 +90,8 @@ async fn open_counted(
     path: &str,
     wire: WireCounter,
 ) -> Result<WsSession, DriverError> {
-    let stream = wire.wrap(connect_tcp(target.http, target.source).await?);
-    let url = format!("ws://{}{path}", target.http);
+    let stream = connect_stream(target.http, target, &wire).await?;
+    let url = format!("{}://{}{path}", target.ws_scheme(), target.http);
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
     let handshake_error = |reason: String| DriverError::Handshake {
         what: format!("WebSocket handshake with {url}"),
@@ -108,8 +108,23 @@ async fn open_counted(
     }
     let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
-        .map_err(|e| handshake_error(e.to_string()))?;
+        .map_err(|e| handshake_error(handshake_reason(e)))?;
     Ok(WsSession { socket, wire })
+}
+
+/// The handshake error, with the start of the server's answer when it refused the upgrade
+/// (e.g. "this port speaks TLS").
+fn handshake_reason(e: tungstenite::Error) -> String {
+    match &e {
+        tungstenite::Error::Http(response) => match response.body() {
+            Some(body) if !body.is_empty() => {
+                let end = body.len().min(200);
+                format!("{e}: {}", String::from_utf8_lossy(&body[..end]).trim_end())
+            }
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
 }
 
 impl Session for WsSession {

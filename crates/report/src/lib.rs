@@ -7,7 +7,8 @@
 //! `push-msgs-per-s`, `latency-c{C}` (percentile curves), `fanout` (latency by clients with the
 //! 100 ms line), `connect`, `payload-overhead`, `payload-throughput` and `roundtrip-c{C}`.
 //! REPORT.md adds a "measured comparison" table: the usual WS-vs-SSE feature table, filled
-//! with this run's figures.
+//! with this run's figures, and, when the run measured cases both plain and over TLS
+//! (`params.tls`), a "What TLS costs" section comparing them.
 //!
 //! ```
 //! use pushbench_schema::{CaseResult, RunFile, RunInfo};
@@ -31,6 +32,7 @@ mod lines;
 mod markdown;
 mod scenarios;
 mod study;
+mod tls;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -103,14 +105,17 @@ pub enum ReportError {
 /// directory is an error.
 pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     register_font();
-    let file = RunFile::read(dir)?;
-    let view = StudyView::new(&file);
+    let full = RunFile::read(dir)?;
+    // With plain and TLS cases in one run, charts and scenario sections show the plain ones.
+    let main = tls::main_cases(&full);
+    let file: &RunFile = &main;
+    let view = StudyView::new(file);
     let all = [
         study_charts(&view),
-        roundtrip_charts(&file),
-        push_charts(&file),
+        roundtrip_charts(file),
+        push_charts(file),
     ];
-    let (lines, bars) = scenarios::charts(&file);
+    let (lines, bars) = scenarios::charts(file);
     let mut charts = Vec::new();
     let mut names = Vec::new();
     let more = lines
@@ -122,7 +127,7 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         charts.extend(chart.write(dir)?);
     }
     let report = dir.join(REPORT_MD);
-    write_atomic(&report, markdown::report(&file, &names).as_bytes()).map_err(|source| {
+    write_atomic(&report, markdown::report(&full, file, &names).as_bytes()).map_err(|source| {
         ReportError::Io {
             path: report.clone(),
             source,

@@ -57,9 +57,11 @@ fn per_call(total: Option<u64>, n: Option<u64>) -> Option<f64> {
 }
 
 /// The whole report.
-pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
+/// `file` is the whole run; `main` its cases the scenario sections show (the plain ones when
+/// the run also has TLS twins).
+pub(crate) fn report(file: &RunFile, main: &RunFile, charts: &[String]) -> String {
     let mut md = String::new();
-    let view = StudyView::new(file);
+    let view = StudyView::new(main);
     let run = &file.run;
     let _ = writeln!(md, "# pushbench report\n");
     if !run.complete {
@@ -103,12 +105,13 @@ pub(crate) fn report(file: &RunFile, charts: &[String]) -> String {
         results(&mut md, &view, charts);
         conclusion(&mut md, &view);
     }
-    crate::scenarios::comparison(&mut md, file);
-    push(&mut md, file, charts);
-    crate::scenarios::sections(&mut md, file, charts);
-    roundtrip(&mut md, file, charts);
+    crate::scenarios::comparison(&mut md, main, file);
+    push(&mut md, main, charts);
+    crate::scenarios::sections(&mut md, main, charts);
+    roundtrip(&mut md, main, charts);
+    crate::tls::section(&mut md, file);
     integrity(&mut md, file, &flagged);
-    all_cases(&mut md, file, &view);
+    all_cases(&mut md, file, &StudyView::new(file));
     let _ = writeln!(
         md,
         "\n---\nRegenerate with `pushbench report <dir>` (reads `run.json` only)."
@@ -275,7 +278,11 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     format!(
         "| {} | {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
         c.transport,
-        c.variant,
+        if crate::tls::is_tls(c) {
+            format!("{} (TLS)", c.variant)
+        } else {
+            c.variant.clone()
+        },
         c.params.repeats.unwrap_or(1),
         opt(m.elapsed_ms, fmt_ms),
         range,

@@ -596,8 +596,9 @@ fn flagged(c: &CaseResult, text: String) -> String {
     }
 }
 
-/// The usual WebSockets-vs-SSE feature table, each row filled from this run's cases.
-pub(crate) fn comparison(md: &mut String, file: &RunFile) {
+/// The usual WebSockets-vs-SSE feature table, each row filled from this run's cases (`file`:
+/// the plain ones when the run has TLS twins; `full`: every case, for the Encryption row).
+pub(crate) fn comparison(md: &mut String, file: &RunFile, full: &RunFile) {
     md.push_str(
         "## Measured comparison\n\n\
          The feature table that usually settles \"WebSockets or SSE?\", with this run's figures in place of \
@@ -727,6 +728,11 @@ pub(crate) fn comparison(md: &mut String, file: &RunFile) {
             (!parts.is_empty()).then(|| parts.join("; "))
         }),
         "reconnect: messages lost across dropped connections (no downtime), SSE by `Last-Event-ID`, WS by an app-level resume; long polling not measured",
+    );
+    row(
+        "Encryption",
+        cells(|t| crate::tls::encryption_cell(full, t)),
+        "study and push run plain and over TLS in the same run: TLS throughput ÷ plain (see What TLS costs)",
     );
     row(
         "Protocol",

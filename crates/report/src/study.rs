@@ -30,9 +30,12 @@ pub(crate) fn client_counts(cases: &[&CaseResult]) -> Vec<u64> {
 
 /// A push case's throughput as a fraction of the tcp floor's under the same flush policy.
 pub(crate) fn push_ratio_to_floor(cases: &[&CaseResult], case: &CaseResult) -> Option<f64> {
-    let floor = cases
-        .iter()
-        .find(|c| c.transport == "tcp" && c.params.flush == case.params.flush && c.is_ok())?;
+    let floor = cases.iter().find(|c| {
+        c.transport == "tcp"
+            && c.params.flush == case.params.flush
+            && c.params.tls == case.params.tls
+            && c.is_ok()
+    })?;
     let (value, floor) = (case.metrics.msgs_per_s?, floor.metrics.msgs_per_s?);
     (floor > 0.0).then(|| value / floor)
 }
@@ -78,7 +81,14 @@ impl<'a> StudyView<'a> {
         if case.scenario != "study" {
             return None;
         }
-        let floor = self.case(case.params.n?, "sequential", "tcp")?;
+        // The floor measured the same way: plain, or over TLS.
+        let n = case.params.n?;
+        let floor = self.cases.iter().copied().find(|c| {
+            c.params.n == Some(n)
+                && c.variant == "sequential"
+                && c.transport == "tcp"
+                && c.params.tls == case.params.tls
+        })?;
         if !floor.is_ok() {
             return None;
         }

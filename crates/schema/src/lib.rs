@@ -162,6 +162,10 @@ pub struct Params {
     /// Reconnect: the delay before reconnecting (SSE `retry:`), ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ms: Option<u64>,
+    /// `true` when the case ran over TLS (https, wss, the floor over TLS); absent for plain TCP
+    /// and in runs made before TLS existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -450,6 +454,8 @@ pub struct CsvRow {
     pub down_ms: Option<u64>,
     /// See [`Params::retry_ms`].
     pub retry_ms: Option<u64>,
+    /// See [`Params::tls`].
+    pub tls: Option<bool>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -539,6 +545,7 @@ impl CsvRow {
             drop_every: p.drop_every,
             down_ms: p.down_ms,
             retry_ms: p.retry_ms,
+            tls: p.tls,
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,

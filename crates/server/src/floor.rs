@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::serve::Listener;
 use pushbench_core::StudyHub;
 use pushbench_core::study::{Flush, Response, encode_subscribed};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::broadcast::Topics;
 use crate::hub::{drain_ready, next_broadcast};
@@ -23,13 +23,12 @@ fn push_frame(frame: &mut Vec<u8>, message: &[u8]) {
     frame.extend_from_slice(message);
 }
 
-pub(crate) async fn serve(listener: TcpListener, topics: Arc<Topics>) {
+/// Serves the floor on `listener`: plain TCP (with TCP_NODELAY set by the caller's listener),
+/// or TLS when the server speaks it, so the floor stays a floor for TLS runs.
+pub(crate) async fn serve<L: Listener>(mut listener: L, topics: Arc<Topics>) {
     static SEEDS: AtomicU64 = AtomicU64::new(1);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, _) = listener.accept().await;
         let hub = StudyHub::new(SEEDS.fetch_add(1, Ordering::Relaxed));
         let topics = topics.clone();
         tokio::spawn(async move {
@@ -39,8 +38,12 @@ pub(crate) async fn serve(listener: TcpListener, topics: Arc<Topics>) {
     }
 }
 
-async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+async fn connection(
+    stream: impl AsyncRead + AsyncWrite,
+    mut hub: StudyHub,
+    topics: &Topics,
+) -> std::io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     let mut call = Vec::new();
     let mut frame = Vec::new();
@@ -62,21 +65,26 @@ async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> st
             Response::Reply(reply) => {
                 push_frame(&mut frame, &reply);
                 write.write_all(&frame).await?;
+                // A no-op on plain TCP; over TLS it writes out what rustls still holds.
+                write.flush().await?;
             }
             Response::Push(stream, flush) => {
                 for message in stream {
                     push_frame(&mut frame, &message);
                     if flush == Flush::PerMessage || frame.len() >= BATCH_BYTES {
                         write.write_all(&frame).await?;
+                        write.flush().await?;
                         frame.clear();
                     }
                 }
                 write.write_all(&frame).await?;
+                write.flush().await?;
             }
             Response::Subscribe(topic) => {
                 let mut rx = topics.join(&topic);
                 push_frame(&mut frame, &encode_subscribed(&topic));
                 write.write_all(&frame).await?;
+                write.flush().await?;
                 // From here the connection only carries the topic's messages.
                 while let Some(first) = next_broadcast(&mut rx).await {
                     frame.clear();
@@ -84,6 +92,7 @@ async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> st
                         push_frame(&mut frame, &message);
                     }
                     write.write_all(&frame).await?;
+                    write.flush().await?;
                 }
                 return Ok(());
             }

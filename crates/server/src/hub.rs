@@ -315,15 +315,56 @@ fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// `GET /sse`: opens a session; the first event (`id: 0`, `event: session`) names it, then
-/// one event per message, `id:` counting up. Per-message flushing yields to hyper after each
-/// event so it writes them one by one; batched gathers what is ready into one frame.
-pub(crate) async fn sse(
-    State(state): State<AppState>,
-    Query(query): Query<TopicQuery>,
-) -> Response {
+/// `?session=new` opens an SSE session, `?topic=T` subscribes; neither: the ticker.
+#[derive(Deserialize)]
+pub(crate) struct SseQuery {
+    topic: Option<String>,
+    session: Option<String>,
+}
+
+/// How often the parameterless `GET /sse` ticks.
+const TICK: Duration = Duration::from_secs(1);
+
+/// `GET /sse` without parameters: a ticker, one event a second (`id: N`,
+/// `data: {"seq":N,"unix_ms":T}`, the first at once), so `curl -N` or a browser's
+/// `EventSource` shows the server working.
+fn sse_ticker() -> Response {
+    let ticks = stream::unfold(
+        (tokio::time::interval(TICK), 0u64),
+        |(mut interval, seq)| async move {
+            interval.tick().await;
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let mut event = Vec::with_capacity(64);
+            let data = format!(r#"{{"seq":{seq},"unix_ms":{unix_ms}}}"#);
+            write_event(&mut event, seq, data.as_bytes());
+            Some((Ok::<_, Infallible>(Bytes::from(event)), (interval, seq + 1)))
+        },
+    );
+    event_stream(Body::from_stream(ticks))
+}
+
+/// `GET /sse?session=new`: opens a session; the first event (`id: 0`, `event: session`) names
+/// it, then one event per message, `id:` counting up. Per-message flushing yields to hyper
+/// after each event so it writes them one by one; batched gathers what is ready into one
+/// frame. `?topic=T` subscribes to a broadcast topic instead; no parameter streams a ticker.
+pub(crate) async fn sse(State(state): State<AppState>, Query(query): Query<SseQuery>) -> Response {
     if let Some(topic) = query.topic {
         return sse_subscriber(state.topics.join(&topic), &topic);
+    }
+    match query.session.as_deref() {
+        None => return sse_ticker(),
+        Some("new") => {}
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "GET /sse?session={other}: only session=new is understood (it opens a session)\n"
+                ),
+            )
+                .into_response();
+        }
     }
     let (id, rx) = state.sessions.open(false);
     let guard = SessionGuard {

@@ -4,7 +4,8 @@
 //! | endpoint | transport | what |
 //! |---|---|---|
 //! | `GET /ws` | WebSocket | each text (or binary) frame is a call; the reply is a frame of the same kind |
-//! | `GET /sse` | SSE | opens a session: first event `id: 0`, `event: session`, data the session id; then one event per reply, `id:` counting up from 1 |
+//! | `GET /sse?session=new` | SSE | opens a session: first event `id: 0`, `event: session`, data the session id; then one event per reply, `id:` counting up from 1 |
+//! | `GET /sse` | SSE | a ticker for people (`curl -N`): `data: {"seq":N,"unix_ms":T}` with `id: N` every second |
 //! | `GET /poll` | long polling | without `session`: opens one and answers `{"session":"ID"}`; with `?session=ID`: waits for replies, answers them one per line (204 after 30 s of nothing) |
 //! | `DELETE /poll?session=ID` | long polling | ends a session |
 //! | `POST /rpc?session=ID` | SSE, long polling | the upstream call; 202, and the reply goes down the session's stream or poll |
@@ -19,6 +20,9 @@
 //! and [`Access`] adds a bearer token and the `/ws` Origin check: docs/PROTOCOL.md lists every
 //! limit.
 //!
+//! With [`ServerConfig::tls`] every listener speaks TLS (https, wss, the floor inside TLS)
+//! through [`TlsListener`].
+//!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
 //! println!("listening on {}", server.http_addr);
@@ -30,6 +34,7 @@ mod broadcast;
 mod feed;
 mod floor;
 mod hub;
+mod tls;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -48,6 +53,7 @@ use tokio::sync::oneshot;
 pub use accept::MAX_HEADER_BYTES;
 pub use access::Access;
 pub use hub::{AppState, WS_MAX_MESSAGE_BYTES};
+pub use tls::{ServerTls, TlsListener};
 
 /// Where and how the server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +71,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The bearer token and the origins allowed to open `/ws`.
     pub access: Access,
+    /// Serve https/wss (and the floor over TLS) with this identity; `None` for plain TCP.
+    pub tls: Option<ServerTls>,
 }
 
 impl ServerConfig {
@@ -84,6 +92,7 @@ impl Default for ServerConfig {
             header_read_timeout: Self::HEADER_READ_TIMEOUT,
             max_connections: Self::MAX_CONNECTIONS,
             access: Access::default(),
+            tls: None,
         }
     }
 }
@@ -120,6 +129,8 @@ pub struct RunningServer {
     pub tcp_addr: Option<SocketAddr>,
     /// The token every HTTP request must carry, if the server has one.
     token: Option<String>,
+    /// The driver setting that trusts the server's certificate, when it serves TLS.
+    pub client_tls: Option<pushbench_core::TlsClient>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -127,9 +138,13 @@ pub struct RunningServer {
 impl RunningServer {
     /// The addresses drivers connect to, with the server's token.
     pub fn target(&self) -> Target {
-        Target {
+        let target = Target {
             token: self.token.clone(),
             ..Target::new(self.http_addr, self.tcp_addr)
+        };
+        match &self.client_tls {
+            Some(tls) => target.with_tls(tls.clone()),
+            None => target,
         }
     }
 
@@ -163,6 +178,11 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         listener.set_nonblocking(true)?;
         Ok::<_, io::Error>(listener)
     };
+    let client_tls = match &config.tls {
+        Some(tls) => Some(tls.client().map_err(io::Error::other)?),
+        None => None,
+    };
+    let tls = config.tls.clone();
     let http = bind(config.http)?;
     let tcp = config.tcp.map(bind).transpose()?;
     let http_addr = http.local_addr()?;
@@ -186,14 +206,24 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                 let served = async {
                     let http = TcpListener::from_std(http)?;
                     let state = AppState::default();
-                    if let Some(tcp) = tcp {
-                        let topics = state.topics.clone();
-                        tokio::spawn(floor::serve(TcpListener::from_std(tcp)?, topics));
-                    }
-                    let listener = http.tap_io(|stream| {
+                    let nodelay = |stream: &mut tokio::net::TcpStream| {
                         let _ = stream.set_nodelay(true);
-                    });
-                    accept::serve(listener, app(state, access), limits).await;
+                    };
+                    if let Some(tcp) = tcp {
+                        let (tcp, topics) = (TcpListener::from_std(tcp)?, state.topics.clone());
+                        match &tls {
+                            Some(tls) => {
+                                tokio::spawn(floor::serve(TlsListener::new(tcp, tls)?, topics))
+                            }
+                            None => tokio::spawn(floor::serve(tcp.tap_io(nodelay), topics)),
+                        };
+                    }
+                    // TLS is a Listener too, so it composes with the accept loop.
+                    let app = app(state, access);
+                    match &tls {
+                        Some(tls) => accept::serve(TlsListener::new(http, tls)?, app, limits).await,
+                        None => accept::serve(http.tap_io(nodelay), app, limits).await,
+                    }
                     Ok::<_, io::Error>(())
                 };
                 tokio::select! {
@@ -211,6 +241,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         http_addr,
         tcp_addr,
         token,
+        client_tls,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })

@@ -155,7 +155,12 @@ async fn sse_names_the_session_then_streams_replies_each_with_an_id() {
         .await
         .unwrap();
     let response = down
-        .request(Method::GET, "/sse", Bytes::new(), "text/event-stream")
+        .request(
+            Method::GET,
+            "/sse?session=new",
+            Bytes::new(),
+            "text/event-stream",
+        )
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -191,4 +196,44 @@ async fn sse_names_the_session_then_streams_replies_each_with_an_id() {
     read_events(3, &mut text).await;
     assert!(text.contains("\n\nid: 1\ndata: {\"seq\":0,"), "{text:?}");
     assert!(text.contains("\n\nid: 2\ndata: {\"seq\":1,"), "{text:?}");
+}
+
+/// The parameterless `GET /sse` is a ticker a person can watch with `curl -N`; an unknown
+/// `session` value is a named 400, not a silent ticker.
+#[tokio::test]
+async fn parameterless_sse_streams_a_ticker_and_unknown_session_values_are_400() {
+    use http_body_util::BodyExt;
+    let server = spawn(ServerConfig::default()).unwrap();
+    let wire = WireCounter::default();
+    let mut http = Http1Connection::connect(&server.target(), &wire)
+        .await
+        .unwrap();
+    let (status, body) = status_of(
+        http.exchange(Method::GET, "/sse?session=7", Bytes::new(), &[200])
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("session=new"), "{body}");
+
+    let mut down = Http1Connection::connect(&server.target(), &wire)
+        .await
+        .unwrap();
+    let response = down
+        .request(Method::GET, "/sse", Bytes::new(), "text/event-stream")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut text = String::new();
+    // The first tick comes at once, the second a second later.
+    while text.matches("\n\n").count() < 2 {
+        let frame = body.frame().await.unwrap().unwrap();
+        text.push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap());
+    }
+    assert!(
+        text.starts_with("id: 0\ndata: {\"seq\":0,\"unix_ms\":"),
+        "{text:?}"
+    );
+    assert!(text.contains("\n\nid: 1\ndata: {\"seq\":1,"), "{text:?}");
 }
