@@ -9,8 +9,8 @@ use pushbench_core::study::{Flush, Response, encode_subscribed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::broadcast::Topics;
-use crate::hub::{drain_ready, next_broadcast};
+use crate::broadcast::{Next, Topics};
+use crate::consumers::WriteDeadline;
 
 /// The largest frame the floor accepts; a larger length prefix closes the connection.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -40,7 +40,9 @@ pub(crate) async fn serve(listener: TcpListener, topics: Arc<Topics>) {
 }
 
 async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    // A write that stalls past the deadline fails, and the connection closes.
+    let stream = WriteDeadline::new(stream, topics.stats.clone());
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     let mut call = Vec::new();
     let mut frame = Vec::new();
@@ -74,18 +76,23 @@ async fn connection(stream: TcpStream, mut hub: StudyHub, topics: &Topics) -> st
                 write.write_all(&frame).await?;
             }
             Response::Subscribe(topic) => {
-                let mut rx = topics.join(&topic);
+                let mut subscription = topics.join(&topic);
                 push_frame(&mut frame, &encode_subscribed(&topic));
                 write.write_all(&frame).await?;
                 // From here the connection only carries the topic's messages.
-                while let Some(first) = next_broadcast(&mut rx).await {
-                    frame.clear();
-                    for message in drain_ready(&mut rx, first) {
-                        push_frame(&mut frame, &message);
+                loop {
+                    match subscription.next_batch().await {
+                        Next::Batch(batch) => {
+                            frame.clear();
+                            for message in batch {
+                                push_frame(&mut frame, &message);
+                            }
+                            write.write_all(&frame).await?;
+                        }
+                        Next::Ended => return Ok(()),
+                        Next::TooSlow(reason) => return Err(std::io::Error::other(reason)),
                     }
-                    write.write_all(&frame).await?;
                 }
-                return Ok(());
             }
         }
     }

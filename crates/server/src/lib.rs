@@ -11,7 +11,15 @@
 //! | `GET /ws?topic=T`, `GET /sse?topic=T`, `GET /poll?topic=T` | all | subscribe to broadcast topic T; the first message acknowledges |
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
+//! | `GET /stats` | control | slow-consumer counters and the server's RSS, JSON ([`StatsSnapshot`]) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
+//!
+//! Slow and dead consumers get one policy on every transport ([`consumers`]): a broadcast
+//! subscriber may fall [`SUBSCRIBER_QUEUE`] messages or [`SUBSCRIBER_QUEUE_BYTES`] bytes behind
+//! its topic, and any write may go [`WRITE_DEADLINE`] without progress; past either bound the
+//! client is disconnected (WS close 1008, otherwise the connection or long-polling session
+//! closes) and counted in `GET /stats`. Nothing is skipped while a client stays connected, and
+//! the server's memory per stalled client is bounded by its transport's write buffer.
 //!
 //! ```no_run
 //! let server = pushbench_server::spawn(pushbench_server::ServerConfig::default()).unwrap();
@@ -19,6 +27,7 @@
 //! ```
 
 mod broadcast;
+pub mod consumers;
 mod floor;
 mod hub;
 
@@ -33,6 +42,9 @@ use pushbench_core::Target;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use consumers::{
+    ConsumerStats, SUBSCRIBER_QUEUE, SUBSCRIBER_QUEUE_BYTES, StatsSnapshot, WRITE_DEADLINE,
+};
 pub use hub::AppState;
 
 /// Where and how the server runs.
@@ -66,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .route("/rpc", post(hub::rpc))
         .route("/broadcast", post(broadcast::start))
         .route("/stall", post(broadcast::stall))
+        .route("/stats", get(hub::stats))
         .with_state(state)
 }
 
@@ -140,6 +153,9 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                     let listener = http.tap_io(|stream| {
                         let _ = stream.set_nodelay(true);
                     });
+                    // Every connection's writes carry the slow-consumer deadline.
+                    let listener =
+                        consumers::DeadlineListener::new(listener, state.consumer_stats());
                     axum::serve(listener, app(state)).await
                 };
                 tokio::select! {
