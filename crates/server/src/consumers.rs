@@ -24,9 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// Messages a broadcast subscriber may fall behind its topic by (the topic channel's capacity).
@@ -35,6 +37,61 @@ pub const SUBSCRIBER_QUEUE: usize = 4096;
 pub const SUBSCRIBER_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// How long a pending write may make no progress before the client is disconnected.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
+/// Bytes an SSE subscriber's stream may hand to hyper ahead of what its socket took. hyper
+/// itself would buffer up to ~400 KiB per connection for a client that stopped reading.
+pub const SSE_AHEAD_BYTES: u64 = 64 * 1024;
+
+/// Bytes one connection's socket has taken, for a response body that must not run far ahead of
+/// its socket (hyper buffers whatever a body yields until its own buffer is full).
+#[derive(Debug, Default)]
+pub struct WriteProgress {
+    written: AtomicU64,
+    wrote: Notify,
+}
+
+impl WriteProgress {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        if n > 0 {
+            self.written.fetch_add(n as u64, Ordering::Relaxed);
+            self.wrote.notify_waiters();
+        }
+    }
+
+    /// Waits until `written()` reaches `target`. A connection that stops writing for good is
+    /// dropped by its [`WriteDeadline`], and this wait with it.
+    pub async fn reached(&self, target: u64) {
+        loop {
+            let wrote = self.wrote.notified();
+            let mut wrote = std::pin::pin!(wrote);
+            wrote.as_mut().enable();
+            if self.written() >= target {
+                return;
+            }
+            wrote.await;
+        }
+    }
+}
+
+/// Connect info of every connection of the server: its write progress
+/// (`ConnectInfo<Connection>` in handlers, set by `into_make_service_with_connect_info`).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The connection's [`WriteProgress`].
+    pub progress: Arc<WriteProgress>,
+}
+
+impl<L: Listener> Connected<IncomingStream<'_, DeadlineListener<L>>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, DeadlineListener<L>>) -> Self {
+        Connection {
+            progress: stream.io().progress.clone(),
+        }
+    }
+}
 
 /// What the policy did, counted since the server started.
 #[derive(Debug, Default)]
@@ -132,6 +189,7 @@ pub struct WriteDeadline<S> {
     inner: S,
     stats: Arc<ConsumerStats>,
     deadline: Duration,
+    progress: Arc<WriteProgress>,
     /// Armed while a write is pending.
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
@@ -148,6 +206,7 @@ impl<S> WriteDeadline<S> {
             inner,
             stats,
             deadline,
+            progress: Arc::default(),
             timer: None,
             armed: false,
         }
@@ -201,6 +260,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.progress.add(n);
+        }
         self.watch(cx, polled)
     }
 
@@ -210,6 +272,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.progress.add(n);
+        }
         self.watch(cx, polled)
     }
 

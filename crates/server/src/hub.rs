@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -18,10 +19,12 @@ use futures_util::stream::{self, StreamExt};
 use pushbench_core::StudyHub;
 use pushbench_core::study::{Flush, Response as HubResponse, encode_subscribed};
 use serde::Deserialize;
-use tokio::sync::mpsc::{self, error::SendTimeoutError};
+use tokio::sync::mpsc::{self, error::SendTimeoutError, error::TrySendError};
 
 use crate::broadcast::{Next, Subscription, Topics};
-use crate::consumers::{ConsumerStats, StatsSnapshot, WRITE_DEADLINE};
+use crate::consumers::{
+    Connection, ConsumerStats, SSE_AHEAD_BYTES, StatsSnapshot, WRITE_DEADLINE, WriteProgress,
+};
 
 /// Replies a session may hold before `POST /rpc` waits for the client to catch up.
 const SESSION_QUEUE: usize = 1024;
@@ -115,6 +118,12 @@ impl Sessions {
         outgoing: Outgoing,
         stats: &ConsumerStats,
     ) -> bool {
+        // The common case, room in the queue, without arming a timer.
+        let outgoing = match tx.try_send(outgoing) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(outgoing)) => outgoing,
+        };
         match tx.send_timeout(outgoing, WRITE_DEADLINE).await {
             Ok(()) => true,
             Err(SendTimeoutError::Closed(_)) => false,
@@ -301,9 +310,11 @@ fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
 pub(crate) async fn sse(
     State(state): State<AppState>,
     Query(query): Query<TopicQuery>,
+    connection: Option<Extension<ConnectInfo<Connection>>>,
 ) -> Response {
     if let Some(topic) = query.topic {
-        return sse_subscriber(state.topics.join(&topic), &topic);
+        let progress = connection.map(|Extension(ConnectInfo(c))| c.progress);
+        return sse_subscriber(state.topics.join(&topic), &topic, progress);
     }
     let (id, rx) = state.sessions.open(false);
     let guard = SessionGuard {
@@ -354,23 +365,42 @@ fn event_stream(body: Body) -> Response {
 
 /// `GET /sse?topic=T`: the first event (`id: 0`, `event: session`, data the topic) says the
 /// subscription is live; then one event per broadcast message, what is ready in one write.
-fn sse_subscriber(subscription: Subscription, topic: &str) -> Response {
+fn sse_subscriber(
+    subscription: Subscription,
+    topic: &str,
+    progress: Option<Arc<WriteProgress>>,
+) -> Response {
     let first = Bytes::from(format!("id: 0\nevent: session\ndata: {topic}\n\n"));
-    let events = stream::unfold(Some((subscription, 0u64)), |state| async move {
-        let (mut subscription, mut seq) = state?;
-        let batch = match subscription.next_batch().await {
-            Next::Batch(batch) => batch,
-            Next::Ended => return None,
-            // An error, not the end: hyper drops the connection instead of closing the body
-            // cleanly, so the client cannot take it for the topic's end.
-            Next::TooSlow(reason) => return Some((Err(std::io::Error::other(reason)), None)),
-        };
-        let mut frame = Vec::with_capacity(batch.iter().map(|m| m.len() + 32).sum());
-        for message in batch {
-            seq += 1;
-            write_event(&mut frame, seq, &message);
+    // Bytes handed to hyper, on the connection's count of written bytes: what runs ahead of
+    // the socket is what hyper buffers, so a stalled client costs at most SSE_AHEAD_BYTES and
+    // one frame here (the response head and chunk sizes make the count err on the safe side).
+    let handed = progress.as_ref().map_or(0, |p| p.written()) + first.len() as u64;
+    let events = stream::unfold(Some((subscription, 0u64, handed)), move |state| {
+        let progress = progress.clone();
+        async move {
+            let (mut subscription, mut seq, mut handed) = state?;
+            if let Some(progress) = &progress {
+                progress
+                    .reached(handed.saturating_sub(SSE_AHEAD_BYTES))
+                    .await;
+            }
+            let batch = match subscription.next_batch().await {
+                Next::Batch(batch) => batch,
+                Next::Ended => return None,
+                // An error, not the end: hyper drops the connection instead of closing the
+                // body cleanly, so the client cannot take it for the topic's end.
+                Next::TooSlow(reason) => {
+                    return Some((Err(std::io::Error::other(reason)), None));
+                }
+            };
+            let mut frame = Vec::with_capacity(batch.iter().map(|m| m.len() + 32).sum());
+            for message in batch {
+                seq += 1;
+                write_event(&mut frame, seq, &message);
+            }
+            handed += frame.len() as u64;
+            Some((Ok(Bytes::from(frame)), Some((subscription, seq, handed))))
         }
-        Some((Ok(Bytes::from(frame)), Some((subscription, seq))))
     });
     event_stream(Body::from_stream(
         stream::once(async { Ok::<_, std::io::Error>(first) }).chain(events),

@@ -156,7 +156,11 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                     // Every connection's writes carry the slow-consumer deadline.
                     let listener =
                         consumers::DeadlineListener::new(listener, state.consumer_stats());
-                    axum::serve(listener, app(state)).await
+                    // Connect info carries each connection's write progress (SSE subscribers
+                    // use it to stay within SSE_AHEAD_BYTES of their socket).
+                    let app =
+                        app(state).into_make_service_with_connect_info::<consumers::Connection>();
+                    axum::serve(listener, app).await
                 };
                 tokio::select! {
                     result = served => {
