@@ -34,11 +34,15 @@ const INTERVAL_US: u64 = 2500;
 /// hundred times that: only a server that let the stalled clients hold up the fast one (a
 /// write waiting on a full socket, 2 s deadlines) comes near it.
 const FAST_P99_US: f64 = 100_000.0;
-/// The bound on the server's RSS growth with 500 stalled clients connected: what the policy
-/// guarantees is one transport write buffer per stalled client (at most ~128 KiB, usually far
-/// less) and the shared topic queue; without the policy the growth is several times this (see
-/// the report of issue 4).
-const RSS_GROWTH_BOUND: u64 = 64 << 20;
+/// The bound on the server's RSS growth from before the 500 stalled clients connect to the
+/// peak while they are cut off: 160 KiB per stalled client, covering its connection's own
+/// buffers (WS: a 32 KiB read buffer) and what the policy lets it hold up: one 64 KiB batch in
+/// its transport's write buffer, for SSE at most 64 KiB more ahead of its socket, for long
+/// polling a queue of references to messages stored once. Measured (debug build): ws +58,
+/// sse +49, longpoll +7, tcp +4 MiB. With the policy switched off (no write deadline, SSE
+/// not held to its socket) the same run grew ws +66 and sse +109 MiB, and kept it for as long
+/// as the stalled clients stayed connected.
+const RSS_GROWTH_BOUND: u64 = STALLED * (160 << 10);
 
 /// `pushbench serve` in its own process, killed on drop.
 struct ServerProcess {
