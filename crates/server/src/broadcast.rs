@@ -218,3 +218,66 @@ pub(crate) async fn stall(Query(query): Query<StallQuery>) -> Response {
     std::thread::sleep(Duration::from_millis(query.ms));
     StatusCode::NO_CONTENT.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn send(topics: &Topics, name: &str, count: usize, size: usize) {
+        let tx = topics.topic(name).tx.clone();
+        for _ in 0..count {
+            tx.send(Bytes::from(vec![b'x'; size])).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_within_its_queue_gets_batches_and_is_counted_open() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        assert_eq!(topics.stats.snapshot().subscribers_open, 1);
+        send(&topics, "t", 10, 100);
+        let Next::Batch(batch) = subscription.next_batch().await else {
+            panic!("expected a batch");
+        };
+        assert_eq!(batch.len(), 10);
+        drop(subscription);
+        let stats = topics.stats.snapshot();
+        assert_eq!((stats.subscribers_open, stats.subscribed), (0, 1));
+        assert_eq!(stats.slow_disconnected, 0);
+    }
+
+    #[tokio::test]
+    async fn falling_more_than_the_queue_behind_in_messages_is_too_slow() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        send(&topics, "t", SUBSCRIBER_QUEUE + 1, 8);
+        let Next::TooSlow(reason) = subscription.next_batch().await else {
+            panic!("expected too slow");
+        };
+        assert!(reason.contains("slow consumer"), "{reason}");
+        assert_eq!(topics.stats.snapshot().lagged, 1);
+    }
+
+    #[tokio::test]
+    async fn falling_more_than_the_queue_behind_in_bytes_is_too_slow() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        // 33 messages of 1 MiB: well under the message bound, over the 32 MiB one.
+        send(&topics, "t", 34, 1 << 20);
+        assert!(matches!(subscription.next_batch().await, Next::TooSlow(_)));
+        assert_eq!(topics.stats.snapshot().slow_disconnected, 1);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_topic_is_not_a_disconnect() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        send(&topics, "t", 1, 8);
+        topics.close("t");
+        assert!(matches!(subscription.next_batch().await, Next::Batch(_)));
+        assert!(matches!(subscription.next_batch().await, Next::Ended));
+        assert_eq!(topics.stats.snapshot().slow_disconnected, 0);
+    }
+}
