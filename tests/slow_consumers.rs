@@ -390,3 +390,53 @@ fn a_long_polling_client_that_stops_polling_during_a_push_loses_its_session_and_
         assert_eq!(status, 404, "{body:?}");
     });
 }
+
+#[test]
+fn a_websocket_subscriber_that_reads_too_slowly_falls_past_its_queue_and_gets_close_1008() {
+    let server = ServerProcess::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = server.target();
+    runtime.block_on(async {
+        let topic = unique_topic("lag");
+        let mut ws = stalled_subscriber(Transport::Ws, &target, &topic).await;
+        // 20 000 messages at once: whoever reads at 800 KB/s falls more than the 4096-message
+        // queue behind, while the socket keeps taking bytes (so no write deadline is involved).
+        let plan = pushbench_core::study::BroadcastPlan {
+            topic: topic.clone(),
+            subscribers: 1,
+            n: 20_000,
+            interval_us: 0,
+            payload: 64,
+            wait_ms: 5000,
+            stall_before: None,
+            stall_ms: 0,
+        };
+        pushbench_core::broadcast::post_plan(&target, &plan)
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match ws.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+        // The last frame: close (0x88), a short length, code 1008 (0x03F0), the reason.
+        let reason = b"slow consumer";
+        let at = received
+            .windows(reason.len())
+            .rposition(|w| w == reason)
+            .expect("no close frame naming the slow consumer");
+        assert_eq!(&received[at - 4..at], &[0x88, received[at - 3], 0x03, 0xF0]);
+        let after = stats(&target).await;
+        assert_eq!(counter(&after, "lagged"), 1, "{after}");
+        assert_eq!(counter(&after, "write_timeouts"), 0, "{after}");
+        assert_eq!(counter(&after, "subscribers_open"), 0, "{after}");
+    });
+}
