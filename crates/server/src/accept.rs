@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::serve::Listener;
 use hyper::body::Incoming;
@@ -22,6 +23,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::consumers::DeadlineListener;
 
 /// The most bytes a request head (request line and headers) may take; more is answered 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -41,18 +44,31 @@ pub(crate) struct Limits {
 }
 
 /// Accepts connections for ever, serving `app` on each within `limits`.
-pub(crate) async fn serve<L: Listener>(mut listener: L, app: Router, limits: Limits) {
+pub(crate) async fn serve<L: Listener>(
+    mut listener: DeadlineListener<L>,
+    app: Router,
+    limits: Limits,
+) {
     let serving = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     loop {
         let (io, _) = listener.accept().await;
         match serving.clone().try_acquire_owned() {
             Ok(permit) => {
+                // Handlers see the connection's write progress (SSE subscribers keep within
+                // a bound of what their socket took), as `ConnectInfo<Connection>`.
+                let connection = io.connection();
                 let io = TokioIo::new(Counted {
                     io,
                     _permit: permit,
                 });
-                let service = TowerToHyperService::new(app.clone());
+                let app = TowerToHyperService::new(app.clone());
+                let service = service_fn(move |mut request: Request<Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(ConnectInfo(connection.clone()));
+                    hyper::service::Service::call(&app, request)
+                });
                 tokio::spawn(async move {
                     // Errors are the peer's (bad request, timeout, reset): hyper has already
                     // answered what HTTP lets it answer.

@@ -1,6 +1,9 @@
 //! Broadcast topics: clients subscribe (`?topic=` on `/ws`, `/sse`, `/poll`, a subscribe frame
 //! on the tcp floor) and `POST /broadcast` starts a paced broadcast to every subscriber.
 //!
+//! Every subscriber reads the topic through a [`Subscription`], which applies the slow-consumer
+//! policy of [`crate::consumers`]: falling more than its queue behind disconnects it.
+//!
 //! The pacer is its own thread (not a task of the server runtime), so a stalled runtime cannot
 //! delay the schedule: each message is stamped with its *scheduled* time, and whatever holds it
 //! up afterwards (the runtime, a socket, the client) shows up as latency.
@@ -15,13 +18,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pushbench_core::study::{BroadcastPlan, encode_broadcast, mono_ns, random_text};
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
+use crate::consumers::{ConsumerStats, SUBSCRIBER_QUEUE, SUBSCRIBER_QUEUE_BYTES};
 use crate::hub::AppState;
 
-/// Messages a subscriber may fall behind by before it misses some (counted as lost by the
-/// client, never hidden).
-const TOPIC_CAPACITY: usize = 16 * 1024;
+/// The most bytes one batch of a subscription (one write) gathers.
+const BATCH_BYTES: usize = 64 * 1024;
 /// The most a stall request may block the server, ms.
 const MAX_STALL_MS: u64 = 10_000;
 
@@ -29,6 +32,8 @@ const MAX_STALL_MS: u64 = 10_000;
 #[derive(Default)]
 pub(crate) struct Topics {
     open: Mutex<HashMap<String, Arc<Topic>>>,
+    /// The slow-consumer counters, shared with every connection of the server.
+    pub(crate) stats: Arc<ConsumerStats>,
 }
 
 struct Topic {
@@ -47,20 +52,89 @@ impl Topics {
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(Topic {
-                    tx: broadcast::channel(TOPIC_CAPACITY).0,
+                    // The channel's capacity is every subscriber's queue: the messages are
+                    // stored once, and a receiver more than this far behind is lagging.
+                    tx: broadcast::channel(SUBSCRIBER_QUEUE).0,
                     started: Mutex::new(false),
                 })
             })
             .clone()
     }
 
-    /// Joins `name`, creating it if needed; the receiver sees every message sent from now on.
-    pub(crate) fn join(&self, name: &str) -> broadcast::Receiver<Bytes> {
-        self.topic(name).tx.subscribe()
+    /// Joins `name`, creating it if needed; the subscription sees every message sent from now
+    /// on.
+    pub(crate) fn join(&self, name: &str) -> Subscription {
+        let rx = self.topic(name).tx.subscribe();
+        self.stats.subscriber_opened();
+        Subscription {
+            rx,
+            stats: self.stats.clone(),
+        }
     }
 
     fn close(&self, name: &str) {
         self.lock().remove(name);
+    }
+}
+
+/// One subscriber's place in its topic: its queue is the part of the topic it has not read yet.
+pub(crate) struct Subscription {
+    rx: broadcast::Receiver<Bytes>,
+    stats: Arc<ConsumerStats>,
+}
+
+/// What a subscription has for its subscriber next.
+pub(crate) enum Next {
+    /// Messages to send in one write: the next one and those ready behind it, up to 64 KiB.
+    Batch(Vec<Bytes>),
+    /// The topic's broadcast is over and every message was taken.
+    Ended,
+    /// The subscriber fell behind by more than its queue and must be disconnected (counted
+    /// already); the reason says by how much.
+    TooSlow(String),
+}
+
+impl Subscription {
+    /// Waits for the next messages, or says the subscriber lags past its queue.
+    pub(crate) async fn next_batch(&mut self) -> Next {
+        let first = match self.rx.recv().await {
+            Ok(first) => first,
+            Err(RecvError::Closed) => return Next::Ended,
+            Err(RecvError::Lagged(missed)) => return self.too_slow(missed),
+        };
+        // Every message of a broadcast has the same size: the lag in bytes is the count times it.
+        let behind = self.rx.len();
+        if behind.saturating_mul(first.len()) > SUBSCRIBER_QUEUE_BYTES {
+            return self.too_slow(0);
+        }
+        let mut bytes = first.len();
+        let mut batch = vec![first];
+        while bytes < BATCH_BYTES {
+            match self.rx.try_recv() {
+                Ok(next) => {
+                    bytes += next.len();
+                    batch.push(next);
+                }
+                Err(TryRecvError::Lagged(missed)) => return self.too_slow(missed),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        Next::Batch(batch)
+    }
+
+    fn too_slow(&self, missed: u64) -> Next {
+        self.stats.lagged();
+        let behind = self.rx.len() as u64 + missed;
+        Next::TooSlow(format!(
+            "slow consumer: {behind} messages behind, over the queue of {SUBSCRIBER_QUEUE} messages or {} MiB",
+            SUBSCRIBER_QUEUE_BYTES >> 20
+        ))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stats.subscriber_closed();
     }
 }
 
@@ -143,4 +217,67 @@ pub(crate) async fn stall(Query(query): Query<StallQuery>) -> Response {
     // Deliberately blocking: this is the fault being injected.
     std::thread::sleep(Duration::from_millis(query.ms));
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn send(topics: &Topics, name: &str, count: usize, size: usize) {
+        let tx = topics.topic(name).tx.clone();
+        for _ in 0..count {
+            tx.send(Bytes::from(vec![b'x'; size])).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_within_its_queue_gets_batches_and_is_counted_open() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        assert_eq!(topics.stats.snapshot().subscribers_open, 1);
+        send(&topics, "t", 10, 100);
+        let Next::Batch(batch) = subscription.next_batch().await else {
+            panic!("expected a batch");
+        };
+        assert_eq!(batch.len(), 10);
+        drop(subscription);
+        let stats = topics.stats.snapshot();
+        assert_eq!((stats.subscribers_open, stats.subscribed), (0, 1));
+        assert_eq!(stats.slow_disconnected, 0);
+    }
+
+    #[tokio::test]
+    async fn falling_more_than_the_queue_behind_in_messages_is_too_slow() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        send(&topics, "t", SUBSCRIBER_QUEUE + 1, 8);
+        let Next::TooSlow(reason) = subscription.next_batch().await else {
+            panic!("expected too slow");
+        };
+        assert!(reason.contains("slow consumer"), "{reason}");
+        assert_eq!(topics.stats.snapshot().lagged, 1);
+    }
+
+    #[tokio::test]
+    async fn falling_more_than_the_queue_behind_in_bytes_is_too_slow() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        // 33 messages of 1 MiB: well under the message bound, over the 32 MiB one.
+        send(&topics, "t", 34, 1 << 20);
+        assert!(matches!(subscription.next_batch().await, Next::TooSlow(_)));
+        assert_eq!(topics.stats.snapshot().slow_disconnected, 1);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_topic_is_not_a_disconnect() {
+        let topics = Topics::default();
+        let mut subscription = topics.join("t");
+        send(&topics, "t", 1, 8);
+        topics.close("t");
+        assert!(matches!(subscription.next_batch().await, Next::Batch(_)));
+        assert!(matches!(subscription.next_batch().await, Next::Ended));
+        assert_eq!(topics.stats.snapshot().slow_disconnected, 0);
+    }
 }

@@ -9,8 +9,8 @@ use pushbench_core::StudyHub;
 use pushbench_core::study::{Flush, Response, encode_subscribed};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::broadcast::Topics;
-use crate::hub::{drain_ready, next_broadcast};
+use crate::broadcast::{Next, Topics};
+use crate::consumers::WriteDeadline;
 
 /// The largest frame the floor accepts; a larger length prefix closes the connection.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -39,10 +39,12 @@ pub(crate) async fn serve<L: Listener>(mut listener: L, topics: Arc<Topics>) {
 }
 
 async fn connection(
-    stream: impl AsyncRead + AsyncWrite,
+    stream: impl AsyncRead + AsyncWrite + Unpin,
     mut hub: StudyHub,
     topics: &Topics,
 ) -> std::io::Result<()> {
+    // A write that stalls past the deadline fails, and the connection closes.
+    let stream = WriteDeadline::new(stream, topics.stats.clone());
     let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     let mut call = Vec::new();
@@ -81,20 +83,26 @@ async fn connection(
                 write.flush().await?;
             }
             Response::Subscribe(topic) => {
-                let mut rx = topics.join(&topic);
+                let mut subscription = topics.join(&topic);
                 push_frame(&mut frame, &encode_subscribed(&topic));
                 write.write_all(&frame).await?;
                 write.flush().await?;
                 // From here the connection only carries the topic's messages.
-                while let Some(first) = next_broadcast(&mut rx).await {
-                    frame.clear();
-                    for message in drain_ready(&mut rx, first) {
-                        push_frame(&mut frame, &message);
+                loop {
+                    match subscription.next_batch().await {
+                        Next::Batch(batch) => {
+                            frame.clear();
+                            for message in batch {
+                                push_frame(&mut frame, &message);
+                            }
+                            write.write_all(&frame).await?;
+                            // TLS holds written data until flushed.
+                            write.flush().await?;
+                        }
+                        Next::Ended => return Ok(()),
+                        Next::TooSlow(reason) => return Err(std::io::Error::other(reason)),
                     }
-                    write.write_all(&frame).await?;
-                    write.flush().await?;
                 }
-                return Ok(());
             }
         }
     }

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -18,10 +19,12 @@ use futures_util::stream::{self, StreamExt};
 use pushbench_core::StudyHub;
 use pushbench_core::study::{Flush, Response as HubResponse, encode_subscribed};
 use serde::Deserialize;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::SendTimeoutError, error::TrySendError};
 
-use crate::broadcast::Topics;
+use crate::broadcast::{Next, Subscription, Topics};
+use crate::consumers::{
+    Connection, ConsumerStats, SSE_AHEAD_BYTES, StatsSnapshot, WRITE_DEADLINE, WriteProgress,
+};
 
 /// Replies a session may hold before `POST /rpc` waits for the client to catch up.
 const SESSION_QUEUE: usize = 1024;
@@ -39,6 +42,8 @@ pub const WS_READ_BUFFER: usize = 32 * 1024;
 /// The largest WebSocket message (and frame) a client may send; a larger one is refused with
 /// close code 1009. Every client message is a small JSON call.
 pub const WS_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// How long a slow subscriber's close frame may take to leave.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
 /// How long a poll waits for a reply before answering 204.
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
@@ -50,39 +55,17 @@ pub struct AppState {
     pub(crate) topics: Arc<Topics>,
 }
 
+impl AppState {
+    /// The slow-consumer counters every connection of this state's server reports to.
+    pub fn consumer_stats(&self) -> Arc<ConsumerStats> {
+        self.topics.stats.clone()
+    }
+}
+
 /// `?topic=NAME`: subscribe the connection to a broadcast topic.
 #[derive(Deserialize)]
 pub(crate) struct TopicQuery {
     topic: Option<String>,
-}
-
-/// Gathers the messages already waiting on a subscription behind `first`, up to a batch.
-pub(crate) fn drain_ready(rx: &mut broadcast::Receiver<Bytes>, first: Bytes) -> Vec<Bytes> {
-    let mut batch = vec![first];
-    let mut bytes = batch[0].len();
-    while bytes < BATCH_BYTES {
-        match rx.try_recv() {
-            Ok(next) => {
-                bytes += next.len();
-                batch.push(next);
-            }
-            // Lagging skips messages: the client counts them as lost.
-            Err(TryRecvError::Lagged(_)) => continue,
-            Err(_) => break,
-        }
-    }
-    batch
-}
-
-/// The next message of a subscription; `None` when the topic's broadcast is over.
-pub(crate) async fn next_broadcast(rx: &mut broadcast::Receiver<Bytes>) -> Option<Bytes> {
-    loop {
-        match rx.recv().await {
-            Ok(message) => return Some(message),
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return None,
-        }
-    }
 }
 
 /// Binary messages travel as base64 text on the text-only transports (SSE, long polling).
@@ -126,6 +109,33 @@ impl Sessions {
 
     fn close(&self, id: u64) -> bool {
         self.lock().remove(&id).is_some()
+    }
+
+    /// Queues a message on session `id`. A full queue that makes no room within
+    /// [`WRITE_DEADLINE`] means the client stopped taking messages: the session is closed and
+    /// counted as a write timeout. False when the message was not queued.
+    async fn queue(
+        &self,
+        id: u64,
+        tx: &mpsc::Sender<Outgoing>,
+        outgoing: Outgoing,
+        stats: &ConsumerStats,
+    ) -> bool {
+        // The common case, room in the queue, without arming a timer.
+        let outgoing = match tx.try_send(outgoing) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(outgoing)) => outgoing,
+        };
+        match tx.send_timeout(outgoing, WRITE_DEADLINE).await {
+            Ok(()) => true,
+            Err(SendTimeoutError::Closed(_)) => false,
+            Err(SendTimeoutError::Timeout(_)) => {
+                stats.write_timeout();
+                self.close(id);
+                false
+            }
+        }
     }
 }
 
@@ -179,7 +189,7 @@ fn text_frame(message: Bytes) -> Message {
     }
 }
 
-async fn ws_subscriber(socket: WebSocket, mut rx: broadcast::Receiver<Bytes>, topic: String) {
+async fn ws_subscriber(socket: WebSocket, mut subscription: Subscription, topic: String) {
     let (mut sink, mut incoming) = socket.split();
     let ack = text_frame(Bytes::from(encode_subscribed(&topic)));
     if sink.send(ack).await.is_err() {
@@ -191,17 +201,28 @@ async fn ws_subscriber(socket: WebSocket, mut rx: broadcast::Receiver<Bytes>, to
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => continue,
             },
-            message = next_broadcast(&mut rx) => {
-                let Some(first) = message else {
-                    let _ = sink.close().await;
-                    return;
-                };
-                for message in drain_ready(&mut rx, first) {
-                    if sink.feed(text_frame(message)).await.is_err() {
+            next = subscription.next_batch() => match next {
+                Next::Batch(batch) => {
+                    // A write that stalls past the deadline fails here (see `consumers`).
+                    for message in batch {
+                        if sink.feed(text_frame(message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
                         return;
                     }
                 }
-                if sink.flush().await.is_err() {
+                Next::Ended => {
+                    let _ = sink.close().await;
+                    return;
+                }
+                Next::TooSlow(reason) => {
+                    // 1008: the client broke the server's policy (RFC 6455 7.4.1). The close
+                    // frame queues behind the backlog, so it gets a deadline of its own.
+                    let reason = Utf8Bytes::from(reason.chars().take(120).collect::<String>());
+                    let close = Message::Close(Some(CloseFrame { code: 1008, reason }));
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
                     return;
                 }
             }
@@ -349,9 +370,14 @@ fn sse_ticker() -> Response {
 /// it, then one event per message, `id:` counting up. Per-message flushing yields to hyper
 /// after each event so it writes them one by one; batched gathers what is ready into one
 /// frame. `?topic=T` subscribes to a broadcast topic instead; no parameter streams a ticker.
-pub(crate) async fn sse(State(state): State<AppState>, Query(query): Query<SseQuery>) -> Response {
+pub(crate) async fn sse(
+    State(state): State<AppState>,
+    Query(query): Query<SseQuery>,
+    connection: Option<Extension<ConnectInfo<Connection>>>,
+) -> Response {
     if let Some(topic) = query.topic {
-        return sse_subscriber(state.topics.join(&topic), &topic);
+        let progress = connection.map(|Extension(ConnectInfo(c))| c.progress);
+        return sse_subscriber(state.topics.join(&topic), &topic, progress);
     }
     match query.session.as_deref() {
         None => return sse_ticker(),
@@ -415,20 +441,45 @@ fn event_stream(body: Body) -> Response {
 
 /// `GET /sse?topic=T`: the first event (`id: 0`, `event: session`, data the topic) says the
 /// subscription is live; then one event per broadcast message, what is ready in one write.
-fn sse_subscriber(rx: broadcast::Receiver<Bytes>, topic: &str) -> Response {
+fn sse_subscriber(
+    subscription: Subscription,
+    topic: &str,
+    progress: Option<Arc<WriteProgress>>,
+) -> Response {
     let first = Bytes::from(format!("id: 0\nevent: session\ndata: {topic}\n\n"));
-    let events = stream::unfold((rx, 0u64), |(mut rx, mut seq)| async move {
-        let first = next_broadcast(&mut rx).await?;
-        let batch = drain_ready(&mut rx, first);
-        let mut frame = Vec::with_capacity(batch.iter().map(|m| m.len() + 32).sum());
-        for message in batch {
-            seq += 1;
-            write_event(&mut frame, seq, &message);
+    // Bytes handed to hyper, on the connection's count of written bytes: what runs ahead of
+    // the socket is what hyper buffers, so a stalled client costs at most SSE_AHEAD_BYTES and
+    // one frame here (the response head and chunk sizes make the count err on the safe side).
+    let handed = progress.as_ref().map_or(0, |p| p.written()) + first.len() as u64;
+    let events = stream::unfold(Some((subscription, 0u64, handed)), move |state| {
+        let progress = progress.clone();
+        async move {
+            let (mut subscription, mut seq, mut handed) = state?;
+            if let Some(progress) = &progress {
+                progress
+                    .reached(handed.saturating_sub(SSE_AHEAD_BYTES))
+                    .await;
+            }
+            let batch = match subscription.next_batch().await {
+                Next::Batch(batch) => batch,
+                Next::Ended => return None,
+                // An error, not the end: hyper drops the connection instead of closing the
+                // body cleanly, so the client cannot take it for the topic's end.
+                Next::TooSlow(reason) => {
+                    return Some((Err(std::io::Error::other(reason)), None));
+                }
+            };
+            let mut frame = Vec::with_capacity(batch.iter().map(|m| m.len() + 32).sum());
+            for message in batch {
+                seq += 1;
+                write_event(&mut frame, seq, &message);
+            }
+            handed += frame.len() as u64;
+            Some((Ok(Bytes::from(frame)), Some((subscription, seq, handed))))
         }
-        Some((Ok::<_, Infallible>(Bytes::from(frame)), (rx, seq)))
     });
     event_stream(Body::from_stream(
-        stream::once(async { Ok(first) }).chain(events),
+        stream::once(async { Ok::<_, std::io::Error>(first) }).chain(events),
     ))
 }
 
@@ -447,14 +498,28 @@ pub(crate) async fn poll(
         let (id, _) = state.sessions.open(true);
         if let Some(topic) = &query.topic {
             let tx = state.sessions.lock().get(&id).map(|s| s.tx.clone());
-            let mut rx = state.topics.join(topic);
+            let mut subscription = state.topics.join(topic);
+            let (sessions, stats) = (state.sessions.clone(), state.topics.stats.clone());
             // The topic's messages go down the session like replies; polls take them in batches.
+            // The session's queue is the subscriber's socket here: the write deadline applies
+            // to making room in it, which only the client's next poll does.
             tokio::spawn(async move {
                 let Some(tx) = tx else { return };
-                while let Some(message) = next_broadcast(&mut rx).await {
-                    let flush = Flush::Batched;
-                    if tx.send(Outgoing { message, flush }).await.is_err() {
-                        return;
+                loop {
+                    let batch = match subscription.next_batch().await {
+                        Next::Batch(batch) => batch,
+                        Next::Ended => return,
+                        Next::TooSlow(_) => {
+                            sessions.close(id);
+                            return;
+                        }
+                    };
+                    for message in batch {
+                        let flush = Flush::Batched;
+                        let outgoing = Outgoing { message, flush };
+                        if !sessions.queue(id, &tx, outgoing, &stats).await {
+                            return;
+                        }
                     }
                 }
             });
@@ -486,6 +551,15 @@ pub(crate) async fn poll(
         }
     }
     ([("content-type", "application/x-ndjson")], body).into_response()
+}
+
+/// `GET /stats`: the slow-consumer counters and the server's resident memory, as JSON.
+pub(crate) async fn stats(State(state): State<AppState>) -> Response {
+    let snapshot: StatsSnapshot = state.topics.stats.snapshot();
+    match serde_json::to_string(&snapshot) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stats: {e}")),
+    }
 }
 
 /// `DELETE /poll?session=ID`: ends a long-polling session.
@@ -527,10 +601,14 @@ pub(crate) async fn rpc(
         Ok(HubResponse::Push(stream, flush)) => {
             // The burst goes down the session while this answers at once, as a call would.
             let binary = stream.is_binary();
+            let (sessions, stats) = (state.sessions.clone(), state.topics.stats.clone());
             tokio::spawn(async move {
                 for message in stream {
                     let message = text_only(message, binary);
-                    if tx.send(Outgoing { message, flush }).await.is_err() {
+                    if !sessions
+                        .queue(id, &tx, Outgoing { message, flush }, &stats)
+                        .await
+                    {
                         return;
                     }
                 }

@@ -13,12 +13,20 @@
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
 //! | `GET /feed/sse?PLAN`, `GET /feed/ws?PLAN[&after=SEQ]` | SSE, WebSocket | a live feed that drops connections every K messages and resumes after `Last-Event-ID` / `after` (the `reconnect` scenario) |
+//! | `GET /stats` | control | slow-consumer counters and the server's RSS, JSON ([`StatsSnapshot`]) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
 //! Bad input is answered as the RFCs say (400, 431, 404, 413, 503; WebSocket close 1002, 1007,
 //! 1009), slow or silent connections are closed after [`ServerConfig::header_read_timeout`],
 //! and [`Access`] adds a bearer token and the `/ws` Origin check: docs/PROTOCOL.md lists every
 //! limit.
+//!
+//! Slow and dead consumers get one policy on every transport ([`consumers`]): a broadcast
+//! subscriber may fall [`SUBSCRIBER_QUEUE`] messages or [`SUBSCRIBER_QUEUE_BYTES`] bytes behind
+//! its topic, and any write may go [`WRITE_DEADLINE`] without progress; past either bound the
+//! client is disconnected (WS close 1008, otherwise the connection or long-polling session
+//! closes) and counted in `GET /stats`. Nothing is skipped while a client stays connected, and
+//! the server's memory per stalled client is bounded by its transport's write buffer.
 //!
 //! With [`ServerConfig::tls`] every listener speaks TLS (https, wss, the floor inside TLS)
 //! through [`TlsListener`].
@@ -31,6 +39,7 @@
 mod accept;
 mod access;
 mod broadcast;
+pub mod consumers;
 mod feed;
 mod floor;
 mod hub;
@@ -52,7 +61,12 @@ use tokio::sync::oneshot;
 
 pub use accept::MAX_HEADER_BYTES;
 pub use access::Access;
+use consumers::DeadlineListener;
 pub use hub::{AppState, WS_MAX_MESSAGE_BYTES};
+
+pub use consumers::{
+    ConsumerStats, SUBSCRIBER_QUEUE, SUBSCRIBER_QUEUE_BYTES, StatsSnapshot, WRITE_DEADLINE,
+};
 pub use tls::{ServerTls, TlsListener};
 
 /// Where and how the server runs.
@@ -111,6 +125,7 @@ pub fn app(state: AppState, access: Access) -> Router {
         .route("/rpc", post(hub::rpc))
         .route("/broadcast", post(broadcast::start))
         .route("/stall", post(broadcast::stall))
+        .route("/stats", get(hub::stats))
         .with_state(state)
         .merge(feed::router(access.clone()))
         // Outermost, so unknown paths answer 401 too: without the token nothing is told.
@@ -218,11 +233,20 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
                             None => tokio::spawn(floor::serve(tcp.tap_io(nodelay), topics)),
                         };
                     }
-                    // TLS is a Listener too, so it composes with the accept loop.
+                    // Every connection's writes carry the slow-consumer deadline; TLS is a
+                    // Listener too, so both compose with the accept loop.
+                    let stats = state.consumer_stats();
                     let app = app(state, access);
                     match &tls {
-                        Some(tls) => accept::serve(TlsListener::new(http, tls)?, app, limits).await,
-                        None => accept::serve(http.tap_io(nodelay), app, limits).await,
+                        Some(tls) => {
+                            let listener =
+                                DeadlineListener::new(TlsListener::new(http, tls)?, stats);
+                            accept::serve(listener, app, limits).await
+                        }
+                        None => {
+                            let listener = DeadlineListener::new(http.tap_io(nodelay), stats);
+                            accept::serve(listener, app, limits).await
+                        }
                     }
                     Ok::<_, io::Error>(())
                 };
