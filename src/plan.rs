@@ -203,8 +203,56 @@ impl Plan {
         Duration::from_secs_f64(secs)
     }
 
-    /// Runs the plan on the harness's client runtime (call inside `block_on`).
+    /// The transports the plan measures.
+    pub fn transports(&self) -> &[Transport] {
+        match self {
+            Plan::Study(c) => &c.transports,
+            Plan::Push(c) => &c.transports,
+            Plan::Latency(c) => &c.transports,
+            Plan::Fanout(c) => &c.transports,
+            Plan::Roundtrip(c) => &c.transports,
+            Plan::Connect(c) => &c.transports,
+            Plan::Payload(c) => &c.transports,
+            Plan::Reconnect(c) => &c.transports,
+        }
+    }
+
+    /// Drops `transport` from the plan (a target without a raw-TCP floor skips `tcp`).
+    pub fn without_transport(&mut self, transport: Transport) {
+        let transports = match self {
+            Plan::Study(c) => &mut c.transports,
+            Plan::Push(c) => &mut c.transports,
+            Plan::Latency(c) => &mut c.transports,
+            Plan::Fanout(c) => &mut c.transports,
+            Plan::Roundtrip(c) => &mut c.transports,
+            Plan::Connect(c) => &mut c.transports,
+            Plan::Payload(c) => &mut c.transports,
+            Plan::Reconnect(c) => &mut c.transports,
+        };
+        transports.retain(|&t| t != transport);
+    }
+
+    /// Runs the plan on the harness's client runtime (call inside `block_on`). Every case is
+    /// labelled with the server it measured ([`Harness::label_case`]) before `on_event` sees it.
     pub async fn run(
+        &self,
+        harness: &Harness,
+        on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
+    ) -> Vec<CaseResult> {
+        let mut labelled = |event: RunEvent<'_>| match event {
+            RunEvent::CaseMeasured { index, case } => {
+                let mut case = case.clone();
+                harness.label_case(&mut case);
+                on_event(RunEvent::CaseMeasured { index, case: &case });
+            }
+            other => on_event(other),
+        };
+        let mut cases = self.run_unlabelled(harness, &mut labelled).await;
+        cases.iter_mut().for_each(|c| harness.label_case(c));
+        cases
+    }
+
+    async fn run_unlabelled(
         &self,
         harness: &Harness,
         on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),

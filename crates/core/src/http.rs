@@ -185,7 +185,19 @@ fn exchange_error(method: &Method, path: &str, e: hyper::Error) -> DriverError {
 }
 
 /// Builds the error for an unexpected HTTP status, quoting the start of the body.
+/// A `404` from a control endpoint (`/broadcast`, `/stall`, `/feed/*`) is a
+/// [`DriverError::NotImplemented`]: the target lacks the endpoint, which the other endpoints'
+/// 404s (an unknown session) do not mean.
 pub fn status_error(method: &Method, path: &str, status: u16, body: &[u8]) -> DriverError {
+    let endpoint = path.split('?').next().unwrap_or(path);
+    let control = ["/broadcast", "/stall"].contains(&endpoint) || endpoint.starts_with("/feed/");
+    if status == 404 && control {
+        return DriverError::NotImplemented {
+            method: static_method(method),
+            endpoint: endpoint.to_owned(),
+            path: path.to_owned(),
+        };
+    }
     let end = body.len().min(200);
     DriverError::Status {
         method: static_method(method),

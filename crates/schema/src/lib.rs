@@ -162,6 +162,10 @@ pub struct Params {
     /// Reconnect: the delay before reconnecting (SSE `retry:`), ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ms: Option<u64>,
+    /// The server measured: `pushbench-axum` for pushbench's own, or the label given to an
+    /// external target (`run --target URL --server-label NAME`); absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -450,6 +454,8 @@ pub struct CsvRow {
     pub down_ms: Option<u64>,
     /// See [`Params::retry_ms`].
     pub retry_ms: Option<u64>,
+    /// See [`Params::server`].
+    pub server: Option<String>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -539,6 +545,7 @@ impl CsvRow {
             drop_every: p.drop_every,
             down_ms: p.down_ms,
             retry_ms: p.retry_ms,
+            server: p.server.clone(),
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,
@@ -595,6 +602,7 @@ mod tests {
         let mut case = CaseResult::new("study", "sse", "sequential");
         case.params.n = Some(100);
         case.params.block_size = Some(1000);
+        case.params.server = Some("node-express".into());
         case.metrics.elapsed_ms = Some(12.5);
         case.integrity = Integrity {
             sent: 100,
@@ -626,6 +634,9 @@ mod tests {
             "{row}"
         );
         assert!(row.contains(",100,99,1,0,0,false,integrity,"), "{row}");
+        let header = csv.lines().next().unwrap();
+        let column = header.split(',').position(|c| c == "server").unwrap();
+        assert_eq!(row.split(',').nth(column), Some("node-express"), "{row}");
     }
 
     #[test]
