@@ -215,3 +215,39 @@ fn static_method(method: &Method) -> &'static str {
         _ => "HTTP",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_404_names_a_missing_control_endpoint_but_not_an_unknown_session() {
+        for (method, path) in [
+            (Method::POST, "/broadcast"),
+            (Method::POST, "/stall?ms=5"),
+            (Method::GET, "/feed/sse?stream=a&n=5"),
+        ] {
+            let e = status_error(&method, path, 404, b"Cannot POST");
+            let endpoint = path.split('?').next().unwrap();
+            assert!(
+                matches!(&e, DriverError::NotImplemented { endpoint: ep, .. } if ep == endpoint),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string()
+                    .contains(&format!("does not implement {method} {endpoint} (HTTP 404")),
+                "{e}"
+            );
+        }
+        let e = status_error(&Method::GET, "/poll?session=x", 404, b"unknown session");
+        assert!(
+            matches!(e, DriverError::Status { status: 404, .. }),
+            "{e:?}"
+        );
+        let e = status_error(&Method::POST, "/broadcast", 400, b"bad topic");
+        assert!(
+            matches!(e, DriverError::Status { status: 400, .. }),
+            "{e:?}"
+        );
+    }
+}
