@@ -7,7 +7,8 @@
 //! `push-msgs-per-s`, `latency-c{C}` (percentile curves), `fanout` (latency by clients with the
 //! 100 ms line), `connect`, `payload-overhead`, `payload-throughput` and `roundtrip-c{C}`.
 //! REPORT.md adds a "measured comparison" table: the usual WS-vs-SSE feature table, filled
-//! with this run's figures.
+//! with this run's figures, and, for a run holding cases of several servers (`params.server`),
+//! a "Servers compared" section with each server's figures side by side.
 //!
 //! ```
 //! use pushbench_schema::{CaseResult, RunFile, RunInfo};
@@ -30,6 +31,7 @@ mod charts;
 mod lines;
 mod markdown;
 mod scenarios;
+mod servers;
 mod study;
 
 use std::io;
@@ -103,7 +105,14 @@ pub enum ReportError {
 /// directory is an error.
 pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     register_font();
-    let file = RunFile::read(dir)?;
+    let full = RunFile::read(dir)?;
+    // Several servers (`run --target`, merged): every section but "Servers compared" shows the
+    // first server's cases.
+    let servers = servers::labels(&full);
+    let file = match servers.as_slice() {
+        [first, _, ..] => servers::only(&full, first),
+        _ => full.clone(),
+    };
     let view = StudyView::new(&file);
     let all = [
         study_charts(&view),
@@ -122,11 +131,30 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         charts.extend(chart.write(dir)?);
     }
     let report = dir.join(REPORT_MD);
-    write_atomic(&report, markdown::report(&file, &names).as_bytes()).map_err(|source| {
-        ReportError::Io {
-            path: report.clone(),
-            source,
+    let mut md = markdown::report(&file, &names);
+    let mut compared = String::new();
+    servers::compared(&mut compared, &full);
+    if !compared.is_empty() {
+        let note = format!(
+            "> This run holds cases of {} servers ({}); the sections below show {}'s, and \
+             [Servers compared](#servers-compared) puts them side by side.\n\n",
+            servers.len(),
+            servers.join(", "),
+            servers[0]
+        );
+        let title = "# pushbench report\n\n";
+        if md.starts_with(title) {
+            md.insert_str(title.len(), &note);
         }
+        let at = md
+            .find("\n## Integrity\n")
+            .or_else(|| md.rfind("\n---\n"))
+            .map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &compared);
+    }
+    write_atomic(&report, md.as_bytes()).map_err(|source| ReportError::Io {
+        path: report.clone(),
+        source,
     })?;
     Ok(Rendered { report, charts })
 }

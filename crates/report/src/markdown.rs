@@ -147,7 +147,13 @@ fn our_method(md: &mut String, file: &RunFile) {
         md,
         "- Server: {} on its own runtime with {} thread(s); clients on a separate runtime with {} thread(s). \
          {nodelay}; flush policy `{}`.",
-        server["kind"].as_str().unwrap_or("in-process axum"),
+        server["kind"]
+            .as_str()
+            .unwrap_or(if config["merged_from"].is_array() {
+                "each merged run's server (see Configuration below)"
+            } else {
+                "in-process axum"
+            }),
         threads(&server["threads"]),
         threads(&config["client_threads"]),
         config["flush"].as_str().unwrap_or("not recorded"),
