@@ -138,7 +138,7 @@ impl Harness {
                 "tcp": server.tcp_addr.map(|a| a.to_string()),
             }),
             None => serde_json::json!({
-                "kind": format!("external target {} (--target)", self.server_label),
+                "kind": "a server in another process (run --target)",
                 "label": self.server_label,
                 "target": format!("http://{}", target.http),
                 "http": target.http.to_string(),

@@ -119,7 +119,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(&file),
         push_charts(&file),
     ];
-    let (lines, bars) = scenarios::charts(&file);
+    let (lines, mut bars) = scenarios::charts(&file);
+    bars.extend(servers::charts(&full));
     let mut charts = Vec::new();
     let mut names = Vec::new();
     let more = lines

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use pushbench_schema::{CaseResult, RunFile};
 
+use crate::charts::{Bar, BarSeries, LogBars};
 use crate::markdown::{flag_reason, opt, status};
 use crate::study::TRANSPORT_ORDER;
 
@@ -148,6 +149,14 @@ pub(crate) fn compared(md: &mut String, file: &RunFile) {
         );
     }
     md.push('\n');
+    for chart in charts(file) {
+        let _ = writeln!(
+            md,
+            "![{}](charts/{name}.png) ([SVG](charts/{name}.svg))\n",
+            chart.title,
+            name = chart.name
+        );
+    }
 
     let mut scenarios: Vec<&str> = Vec::new();
     for c in &file.cases {
@@ -304,5 +313,113 @@ fn table(md: &mut String, file: &RunFile, scenario: &str, servers: &[String]) {
                 means.join(", ")
             );
         }
+    }
+}
+
+/// The cases a comparison chart draws: scenario, a filter, the file stem and the title.
+struct ChartSpec {
+    name: String,
+    title: String,
+    scenario: &'static str,
+    keep: Box<dyn Fn(&CaseResult) -> bool>,
+}
+
+/// One chart per compared scenario, the first two servers side by side per transport: study
+/// (sequential, the largest N), push (each flush policy), fanout (the most clients).
+pub(crate) fn charts(file: &RunFile) -> Vec<LogBars> {
+    let servers = labels(file);
+    let [first, second, ..] = servers.as_slice() else {
+        return Vec::new();
+    };
+    let largest = |scenario: &str, get: fn(&CaseResult) -> Option<u64>| {
+        file.cases
+            .iter()
+            .filter(|c| c.scenario == scenario && c.params.server.is_some())
+            .filter_map(get)
+            .max()
+    };
+    let mut specs = Vec::new();
+    if let Some(n) = largest("study", |c| {
+        (c.variant == "sequential").then_some(c.params.n?)
+    }) {
+        specs.push(ChartSpec {
+            name: format!("servers-study-n{n}"),
+            title: format!("Study, {n} sequential calls: elapsed ms per server (lower is faster)"),
+            scenario: "study",
+            keep: Box::new(move |c| c.variant == "sequential" && c.params.n == Some(n)),
+        });
+    }
+    for flush in ["per_message", "batched"] {
+        if file.cases.iter().any(|c| {
+            c.scenario == "push"
+                && c.params.server.is_some()
+                && c.params.flush.as_deref() == Some(flush)
+        }) {
+            specs.push(ChartSpec {
+                name: format!("servers-push-{flush}"),
+                title: format!("Push ({flush}): messages per second per server (higher is faster)"),
+                scenario: "push",
+                keep: Box::new(move |c| c.params.flush.as_deref() == Some(flush)),
+            });
+        }
+    }
+    if let Some(clients) = largest("fanout", |c| {
+        (c.variant == "broadcast").then_some(c.params.clients?)
+    }) {
+        specs.push(ChartSpec {
+            name: format!("servers-fanout-c{clients}"),
+            title: format!(
+                "Fan-out to {clients} clients: p99 latency per server, µs (lower is better)"
+            ),
+            scenario: "fanout",
+            keep: Box::new(move |c| c.variant == "broadcast" && c.params.clients == Some(clients)),
+        });
+    }
+    specs
+        .into_iter()
+        .map(|spec| {
+            let figure = figure(spec.scenario);
+            let series = |server: &str| BarSeries {
+                label: server.to_owned(),
+                bars: TRANSPORT_ORDER
+                    .iter()
+                    .map(|t| {
+                        let c = file.cases.iter().find(|c| {
+                            c.scenario == spec.scenario
+                                && c.transport == *t
+                                && c.params.server.as_deref() == Some(server)
+                                && (spec.keep)(c)
+                        })?;
+                        let value = (figure.get)(c)?;
+                        Some(Bar {
+                            value,
+                            ok: c.is_ok(),
+                            text: short(value),
+                        })
+                    })
+                    .collect(),
+            };
+            LogBars {
+                name: spec.name,
+                title: spec.title,
+                y_desc: match spec.scenario {
+                    "study" => "elapsed ms (log scale)",
+                    "push" => "messages per second (log scale)",
+                    _ => "p99 latency µs (log scale)",
+                },
+                series: vec![series(first), series(second)],
+            }
+        })
+        .collect()
+}
+
+/// A bar's label: 1234567 as 1.2M, 45678 as 46k, small values with two digits.
+fn short(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        value(v)
     }
 }

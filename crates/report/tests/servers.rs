@@ -37,7 +37,8 @@ fn case(server: &str, scenario: &str, transport: &str, figure: f64) -> CaseResul
     c
 }
 
-fn render_run(cases: Vec<CaseResult>) -> String {
+/// Renders `cases`; returns REPORT.md and the chart file names written.
+fn render_run(cases: Vec<CaseResult>) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let mut run = RunFile::new(RunInfo {
         complete: true,
@@ -53,7 +54,12 @@ fn render_run(cases: Vec<CaseResult>) -> String {
     run.cases = cases;
     run.write(dir.path()).unwrap();
     let rendered = render(dir.path()).unwrap();
-    fs::read_to_string(rendered.report).unwrap()
+    let charts = rendered
+        .charts
+        .iter()
+        .map(|c| c.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    (fs::read_to_string(rendered.report).unwrap(), charts)
 }
 
 #[test]
@@ -62,7 +68,7 @@ fn two_servers_are_compared_side_by_side_with_their_ratio() {
     let mut lossy = case("node-express-ws", "fanout", "sse", 9000.0);
     lossy.integrity.received = 90;
     lossy.integrity.lost = 10;
-    let report = render_run(vec![
+    let (report, charts) = render_run(vec![
         case("node-express-ws", "study", "ws", 30.0),
         case("node-express-ws", "study", "sse", 50.0),
         case("pushbench-axum", "study", "ws", 10.0),
@@ -117,6 +123,30 @@ fn two_servers_are_compared_side_by_side_with_their_ratio() {
         section.contains("**node-express-ws**: external target node-express-ws (--target) at http://127.0.0.1:8090; 4 case(s), 1 flagged"),
         "{section}"
     );
+    // One chart per compared scenario, both servers per transport, embedded in the section.
+    for name in [
+        "servers-study-n100",
+        "servers-push-batched",
+        "servers-fanout-c10",
+    ] {
+        assert!(
+            charts.contains(&format!("{name}.png")),
+            "{name}: {charts:?}"
+        );
+        assert!(
+            charts.contains(&format!("{name}.svg")),
+            "{name}: {charts:?}"
+        );
+        assert!(
+            section.contains(&format!("](charts/{name}.png)")),
+            "{section}"
+        );
+    }
+    assert!(
+        !charts
+            .iter()
+            .any(|c| c.starts_with("servers-push-per_message"))
+    );
     assert!(
         report.contains("This run holds cases of 2 servers (pushbench-axum, node-express-ws)"),
         "{report}"
@@ -129,10 +159,14 @@ fn two_servers_are_compared_side_by_side_with_their_ratio() {
 
 #[test]
 fn one_server_has_no_comparison() {
-    let report = render_run(vec![
+    let (report, charts) = render_run(vec![
         case("pushbench-axum", "study", "ws", 10.0),
         case("pushbench-axum", "study", "sse", 40.0),
     ]);
     assert!(!report.contains("Servers compared"), "{report}");
+    assert!(
+        !charts.iter().any(|c| c.starts_with("servers-")),
+        "{charts:?}"
+    );
     assert!(report.contains("## All cases"));
 }
