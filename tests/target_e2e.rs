@@ -25,8 +25,14 @@ impl Drop for Server {
 
 /// Starts `pushbench serve` on free ports; returns it with its HTTP and raw-TCP addresses.
 fn serve() -> (Server, String, String) {
+    serve_with(&[])
+}
+
+fn serve_with(extra: &[&str]) -> (Server, String, String) {
     let mut child = Command::new(EXE)
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("PUSHBENCH_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -274,4 +280,46 @@ fn merge_keeps_the_cases_of_each_server_and_of_each_run_apart() {
             ("pushbench-axum".to_owned(), 3),
         ]
     );
+}
+
+#[test]
+fn a_token_reaches_a_target_that_requires_one() {
+    let (_server, http, _tcp) = serve_with(&["--token", "s3cret"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{http}");
+    let run = |out: &str, token: Option<&str>| {
+        let mut args = vec![
+            "run",
+            "push",
+            "--quiet",
+            "--messages=200",
+            "--flush=batched",
+            "--transports=ws,sse,longpoll",
+            "--target",
+            &url,
+        ];
+        if let Some(token) = token {
+            args.extend(["--token", token]);
+        }
+        let out = dir.path().join(out);
+        let output = Command::new(EXE)
+            .args(&args)
+            .arg(format!("--out={}", out.display()))
+            .env_remove("PUSHBENCH_TOKEN")
+            .output()
+            .unwrap();
+        (output.status.code(), RunFile::read(&out).unwrap())
+    };
+    let (code, file) = run("with", Some("s3cret"));
+    assert_eq!(code, Some(0));
+    for case in &file.cases {
+        assert_clean(case, "external");
+    }
+    let (code, file) = run("without", None);
+    assert_eq!(code, Some(1), "every case flagged");
+    assert_eq!(file.cases.len(), 3);
+    for case in &file.cases {
+        let error = case.error.as_deref().unwrap();
+        assert!(error.contains("401"), "{}: {error}", case.transport);
+    }
 }
