@@ -197,7 +197,8 @@ fn main() {
     bench_payload(&mut criterion, &harness, &payload, &runs);
     criterion.final_summary();
 
-    for case in runs.into_cases() {
+    for mut case in runs.into_cases() {
+        harness.label_case(&mut case);
         writer.push(case).expect("write results");
     }
     // Paced scenarios: once each through the runner (see the crate docs); then the TLS

@@ -232,7 +232,7 @@ pub struct DriveArgs {
 }
 
 /// A `--target` URL: its address, whether it is https, and its host as written.
-fn parse_target(text: &str) -> anyhow::Result<(SocketAddr, bool, String)> {
+pub(crate) fn parse_target(text: &str) -> anyhow::Result<(SocketAddr, bool, String)> {
     let (https, rest) = match text.strip_prefix("https://") {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix("http://").unwrap_or(text)),
@@ -277,6 +277,14 @@ fn drive_tls(args: &DriveArgs, https: bool, host: &str) -> anyhow::Result<Option
         client.with_server_name(host)?
     };
     Ok(Some(client))
+}
+
+/// A `HOST:PORT` flag value as the address it names; `flag` names the flag in errors.
+pub(crate) fn parse_addr(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.to_socket_addrs()
+        .with_context(|| format!("{flag} {text}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{flag} {text}: resolves to no address"))
 }
 
 /// Runs this process's clients of one broadcast case and writes its part of the result.
@@ -374,11 +382,13 @@ pub struct MergeArgs {
     out: PathBuf,
 }
 
-/// What makes cases parts of the same case: everything but the client and process counts.
+/// What makes cases parts of the same case: everything but the client and process counts
+/// (the server measured included: cases of different servers never merge).
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        p.server,
         case.scenario,
         case.transport,
         case.variant,
@@ -400,12 +410,23 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|d| RunFile::read(d).map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut groups: Vec<(String, Vec<CaseResult>)> = Vec::new();
-    for case in files.iter().flat_map(|f| f.cases.iter()) {
-        let key = merge_key(case);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, parts)) => parts.push(case.clone()),
-            None => groups.push((key, vec![case.clone()])),
+    // A case merges with the same case of *other* files (the parts driver processes wrote),
+    // never with a case of its own file: one run's fanout cases at 100 and 1000 clients share
+    // a key but are different cases.
+    let mut groups: Vec<(String, Vec<usize>, Vec<CaseResult>)> = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        for case in &file.cases {
+            let key = merge_key(case);
+            match groups
+                .iter_mut()
+                .find(|(k, from, _)| *k == key && !from.contains(&index))
+            {
+                Some((_, from, parts)) => {
+                    from.push(index);
+                    parts.push(case.clone());
+                }
+                None => groups.push((key, vec![index], vec![case.clone()])),
+            }
         }
     }
     let mut info = files[0].run.clone();
@@ -431,7 +452,12 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .collect();
     info.config = serde_json::json!({"scenario": "merge", "merged_from": sources});
     let mut merged = RunFile::new(info);
-    for (key, parts) in &groups {
+    for (key, _, parts) in &groups {
+        if let [only] = parts.as_slice() {
+            // Nothing to combine: kept as measured (merge_parts would recompute its figures).
+            merged.cases.push(only.clone());
+            continue;
+        }
         let measurement = merge_parts(parts).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
         merged.cases.push(measurement.case);
     }

@@ -51,13 +51,25 @@ pub fn drivers() -> DriverSet {
     ])
 }
 
-/// The in-process server on its own runtime thread, and a separate runtime for the clients.
+/// The label of pushbench's own server in results (`params.server`).
+pub const IN_PROCESS_SERVER: &str = "pushbench-axum";
+
+/// The label of an external target when `run --target` is given no `--server-label`.
+pub const EXTERNAL_SERVER: &str = "external";
+
+/// The server under test (in-process, or an external target) and a separate runtime for the
+/// clients.
 pub struct Harness {
-    /// The running server (plain TCP).
-    pub server: RunningServer,
+    /// The in-process server on its own runtime thread; `None` when the run measures an
+    /// external target ([`Harness::external`]).
+    pub server: Option<RunningServer>,
     /// The same server serving TLS (https, wss, the floor over TLS), when the run measures
     /// TLS; it runs beside the plain one so a run can compare them.
     pub tls_server: Option<RunningServer>,
+    /// The external target, when there is no in-process server.
+    pub external: Option<Target>,
+    /// The server's label, recorded in every case as `params.server`.
+    pub server_label: String,
     /// The server's configuration.
     pub server_config: ServerConfig,
     /// The client runtime; drivers run here.
@@ -87,16 +99,28 @@ impl Harness {
                 })
             })
             .transpose()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(CLIENT_THREADS)
-            .thread_name("pushbench-client")
-            .enable_all()
-            .build()?;
         Ok(Harness {
-            server,
+            server: Some(server),
             tls_server,
+            external: None,
+            server_label: IN_PROCESS_SERVER.to_owned(),
             server_config,
-            runtime,
+            runtime: client_runtime()?,
+            drivers: drivers(),
+            driver_exe: default_driver_exe(),
+        })
+    }
+
+    /// No in-process server: the drivers connect to `target`, a server in another process
+    /// speaking docs/PROTOCOL.md, and every case is labelled `label`.
+    pub fn external(target: Target, label: &str) -> io::Result<Harness> {
+        Ok(Harness {
+            server: None,
+            external: Some(target),
+            tls_server: None,
+            server_label: label.to_owned(),
+            server_config: ServerConfig::default(),
+            runtime: client_runtime()?,
             drivers: drivers(),
             driver_exe: default_driver_exe(),
         })
@@ -104,7 +128,20 @@ impl Harness {
 
     /// Where the drivers connect.
     pub fn target(&self) -> Target {
-        self.server.target()
+        match (&self.server, &self.external) {
+            (Some(server), _) => server.target(),
+            (None, Some(target)) => target.clone(),
+            (None, None) => unreachable!("a Harness has a server or an external target"),
+        }
+    }
+
+    /// Labels `case` with the server it measured; against an external target, also drops the
+    /// server CPU figure, which reads this process's server threads (there are none).
+    pub fn label_case(&self, case: &mut CaseResult) {
+        case.params.server = Some(self.server_label.clone());
+        if self.server.is_none() {
+            case.metrics.server_cpu_s_per_million = None;
+        }
     }
 
     /// Where the drivers connect over TLS (trusting the run's certificate), if the harness
@@ -116,14 +153,26 @@ impl Harness {
     /// The `config` recorded in run.json: the scenario's own configuration under its id, the
     /// server and client runtimes, and how each transport carries messages.
     pub fn run_config(&self, scenario: &str, config: &impl serde::Serialize) -> serde_json::Value {
+        let target = self.target();
+        let server = match &self.server {
+            Some(server) => serde_json::json!({
+                "kind": "in-process axum",
+                "label": self.server_label,
+                "threads": self.server_config.threads,
+                "http": server.http_addr.to_string(),
+                "tcp": server.tcp_addr.map(|a| a.to_string()),
+            }),
+            None => serde_json::json!({
+                "kind": "a server in another process (run --target)",
+                "label": self.server_label,
+                "target": format!("http://{}", target.http),
+                "http": target.http.to_string(),
+                "tcp": target.tcp.map(|a| a.to_string()),
+            }),
+        };
         let mut value = serde_json::json!({
             "scenario": scenario,
-            "server": {
-                "kind": "in-process axum",
-                "threads": self.server_config.threads,
-                "http": self.server.http_addr.to_string(),
-                "tcp": self.server.tcp_addr.map(|a| a.to_string()),
-            },
+            "server": server,
             "tls": self.tls_server.as_ref().map(|tls| serde_json::json!({
                 "http": tls.http_addr.to_string(),
                 "tcp": tls.tcp_addr.map(|a| a.to_string()),
@@ -167,13 +216,24 @@ impl Harness {
         on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
     ) -> Vec<CaseResult> {
         let target = self.target();
-        self.runtime.block_on(pushbench_core::run_study(
+        let mut cases = self.runtime.block_on(pushbench_core::run_study(
             config,
             &self.drivers,
             &target,
             on_event,
-        ))
+        ));
+        cases.iter_mut().for_each(|c| self.label_case(c));
+        cases
     }
+}
+
+/// The clients' runtime: [`CLIENT_THREADS`] worker threads.
+fn client_runtime() -> io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CLIENT_THREADS)
+        .thread_name("pushbench-client")
+        .enable_all()
+        .build()
 }
 
 /// Keeps a run directory's `run.json` and `cases.csv` current: written when the run starts,

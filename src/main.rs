@@ -22,7 +22,7 @@ mod distributed;
     name = "pushbench",
     version,
     about,
-    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios"
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios\n  pushbench run study --quick --target http://127.0.0.1:8080 --server-label mine\n                                             # another server (docs/PROTOCOL.md)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -82,6 +82,32 @@ struct RunArgs {
         value_name = "WHICH"
     )]
     tls: Option<TlsRuns>,
+    /// Measure the server at http://HOST:PORT instead of the in-process one: any server that
+    /// speaks docs/PROTOCOL.md (e.g. `pushbench serve`, scripts/reference/node/server.js).
+    /// Scenarios needing `POST /broadcast` (latency, fanout, connect), `/feed/*` (reconnect)
+    /// fail per case, naming the endpoint, if the target lacks it.
+    #[arg(long, value_name = "URL", help_heading = "Target")]
+    target: Option<String>,
+    /// The target's raw-TCP floor, HOST:PORT; without it tcp cases are skipped (with a note).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "target",
+        help_heading = "Target"
+    )]
+    tcp_target: Option<String>,
+    /// Name of the target server in results (`params.server`, the cases.csv `server` column)
+    /// [default: external; in-process: pushbench-axum].
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "target",
+        help_heading = "Target"
+    )]
+    server_label: Option<String>,
+    /// Bearer token sent to a --target started with a token (`pushbench serve --token`).
+    #[arg(long, value_name = "T", requires = "target", help_heading = "Target")]
+    token: Option<String>,
     /// study: call counts, comma-separated [default: 100,1000,10000; --quick: 100,1000].
     #[arg(
         long,
@@ -414,13 +440,99 @@ impl Driver for Announced {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let plans = plans(&args)?;
-    let tls = match args.tls {
-        Some(_) => Some(pushbench_server::ServerTls::self_signed(None)?),
+/// The harness for `args`: the in-process server, or `--target` after checking that
+/// something listens there. A target without `--tcp-target` drops tcp from `plans` (said on
+/// stderr and in run.json, not silently).
+fn harness(args: &RunArgs, plans: &mut [Plan]) -> anyhow::Result<(Harness, Vec<String>)> {
+    let Some(url) = &args.target else {
+        let tls = match args.tls {
+            Some(_) => Some(pushbench_server::ServerTls::self_signed(None)?),
+            None => None,
+        };
+        return Ok((Harness::start_with(tls)?, Vec::new()));
+    };
+    if args.tls.is_some() {
+        anyhow::bail!(
+            "--tls starts pushbench's own TLS server, so it does not go with --target; measure an https server with `pushbench drive --target https://... --tls-ca FILE`"
+        );
+    }
+    let label = args
+        .server_label
+        .as_deref()
+        .unwrap_or(pushbench::EXTERNAL_SERVER);
+    if label.is_empty() || label.contains(|c: char| c.is_whitespace() || c == ',') {
+        anyhow::bail!("--server-label `{label}`: expected a name without spaces or commas");
+    }
+    let tcp = match &args.tcp_target {
+        Some(text) => Some(distributed::parse_addr("--tcp-target", text)?),
         None => None,
     };
-    let mut harness = Harness::start_with(tls)?;
+    let (addr, https, _) = distributed::parse_target(url)?;
+    if https {
+        anyhow::bail!(
+            "--target {url}: `run` measures http:// targets; for https use `pushbench drive --target {url} --tls-ca FILE`"
+        );
+    }
+    let mut target = Target::new(addr, tcp);
+    target.token = args.token.clone();
+    let harness = Harness::external(target.clone(), label)?;
+    harness.runtime.block_on(async {
+        let probe = |addr| pushbench_core::driver::connect_tcp(addr, None);
+        let timeout = Duration::from_secs(5);
+        for (flag, text, addr) in [
+            ("--target", url.clone(), Some(target.http)),
+            (
+                "--tcp-target",
+                args.tcp_target.clone().unwrap_or_default(),
+                target.tcp,
+            ),
+        ] {
+            let Some(addr) = addr else { continue };
+            match tokio::time::timeout(timeout, probe(addr)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => anyhow::bail!(
+                    "{flag} {text}: nothing answers there ({e}); start the server first"
+                ),
+                Err(_) => anyhow::bail!(
+                    "{flag} {text}: no TCP connection within {} s",
+                    timeout.as_secs()
+                ),
+            }
+        }
+        Ok(())
+    })?;
+    let mut notes = Vec::new();
+    if target.tcp.is_none() {
+        if args
+            .transports
+            .as_ref()
+            .is_some_and(|t| t.contains(&Transport::Tcp))
+        {
+            anyhow::bail!(
+                "--transports includes tcp, but the target has no raw-TCP floor: give --tcp-target HOST:PORT or drop tcp"
+            );
+        }
+        if plans
+            .iter()
+            .any(|p| p.transports().contains(&Transport::Tcp))
+        {
+            notes.push(format!(
+                "tcp skipped: the target {url} has no raw-TCP floor (no --tcp-target); figures have no tcp floor to compare with"
+            ));
+            plans
+                .iter_mut()
+                .for_each(|p| p.without_transport(Transport::Tcp));
+        }
+    }
+    for note in &notes {
+        eprintln!("pushbench: note: {note}");
+    }
+    Ok((harness, notes))
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut plans = plans(&args)?;
+    let (mut harness, notes) = harness(&args, &mut plans)?;
     let targets: Vec<Target> = match (args.tls, harness.tls_target()) {
         (Some(TlsRuns::Only), Some(tls)) => vec![tls],
         (Some(TlsRuns::Both), Some(tls)) => vec![harness.target(), tls],
@@ -440,6 +552,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             TlsRuns::Only => "every case over TLS",
             TlsRuns::Both => "every case plain, then over TLS (params.tls marks the TLS cases)",
         });
+    }
+    if !notes.is_empty() {
+        config["notes"] = serde_json::json!(notes);
     }
     let out = args
         .out

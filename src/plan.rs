@@ -203,7 +203,37 @@ impl Plan {
         Duration::from_secs_f64(secs)
     }
 
-    /// Runs the plan on the harness's client runtime (call inside `block_on`).
+    /// The transports the plan measures.
+    pub fn transports(&self) -> &[Transport] {
+        match self {
+            Plan::Study(c) => &c.transports,
+            Plan::Push(c) => &c.transports,
+            Plan::Latency(c) => &c.transports,
+            Plan::Fanout(c) => &c.transports,
+            Plan::Roundtrip(c) => &c.transports,
+            Plan::Connect(c) => &c.transports,
+            Plan::Payload(c) => &c.transports,
+            Plan::Reconnect(c) => &c.transports,
+        }
+    }
+
+    /// Drops `transport` from the plan (a target without a raw-TCP floor skips `tcp`).
+    pub fn without_transport(&mut self, transport: Transport) {
+        let transports = match self {
+            Plan::Study(c) => &mut c.transports,
+            Plan::Push(c) => &mut c.transports,
+            Plan::Latency(c) => &mut c.transports,
+            Plan::Fanout(c) => &mut c.transports,
+            Plan::Roundtrip(c) => &mut c.transports,
+            Plan::Connect(c) => &mut c.transports,
+            Plan::Payload(c) => &mut c.transports,
+            Plan::Reconnect(c) => &mut c.transports,
+        };
+        transports.retain(|&t| t != transport);
+    }
+
+    /// Runs the plan on the harness's client runtime (call inside `block_on`). Every case is
+    /// labelled with the server it measured ([`Harness::label_case`]) before `on_event` sees it.
     pub async fn run(
         &self,
         harness: &Harness,
@@ -212,8 +242,8 @@ impl Plan {
         self.run_on(harness, &harness.target(), on_event).await
     }
 
-    /// Runs the plan against `target` (e.g. [`Harness::tls_target`]); cases measured over TLS
-    /// say so in `params.tls`.
+    /// Runs the plan against `target` (e.g. [`Harness::tls_target`]); cases say which server
+    /// they measured (`params.server`) and, over TLS, so in `params.tls`.
     pub async fn run_on(
         &self,
         harness: &Harness,
@@ -221,21 +251,23 @@ impl Plan {
         on_event: &mut (dyn FnMut(RunEvent<'_>) + Send),
     ) -> Vec<CaseResult> {
         let tls = target.tls.is_some();
-        let mark = |mut case: CaseResult| {
+        let mark = |case: &mut CaseResult| {
+            harness.label_case(case);
             if tls {
                 case.params.tls = Some(true);
             }
-            case
         };
         let mut marked = |event: RunEvent<'_>| match event {
-            RunEvent::CaseMeasured { index, case } if tls => {
-                let case = mark(case.clone());
+            RunEvent::CaseMeasured { index, case } => {
+                let mut case = case.clone();
+                mark(&mut case);
                 on_event(RunEvent::CaseMeasured { index, case: &case });
             }
             other => on_event(other),
         };
-        let cases = self.run_unmarked(harness, target, &mut marked).await;
-        cases.into_iter().map(mark).collect()
+        let mut cases = self.run_unmarked(harness, target, &mut marked).await;
+        cases.iter_mut().for_each(mark);
+        cases
     }
 
     async fn run_unmarked(

@@ -196,7 +196,7 @@ fn a_driver_process_at_its_open_files_limit_fails_fast_and_says_so() {
         .args([
             "drive",
             "--quiet",
-            &format!("--target=http://{}", harness.server.http_addr),
+            &format!("--target=http://{}", harness.target().http),
             "--transport=ws",
             "--clients=200",
             "--messages=1",

@@ -131,8 +131,10 @@ fn merge_refuses_parts_it_cannot_merge_without_loss() {
     case.integrity.received = 10;
     file.cases.push(case);
     file.write(dir.path()).unwrap();
+    // Two parts of one case (a case alone is passed through unchanged: nothing to combine).
     let output = Command::new(EXE)
         .arg("merge")
+        .arg(dir.path())
         .arg(dir.path())
         .arg("--out")
         .arg(dir.path().join("merged"))

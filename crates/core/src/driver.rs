@@ -106,6 +106,19 @@ pub enum DriverError {
     /// The target has no listener for this transport.
     #[error("the target has no {0} listener")]
     NoListener(Transport),
+    /// The target answered 404 to a control endpoint a scenario needs (`POST /broadcast`,
+    /// `POST /stall`, `GET /feed/*`): it does not implement that part of docs/PROTOCOL.md.
+    #[error(
+        "the target does not implement {method} {endpoint} (HTTP 404 for {path}); this scenario needs it (docs/PROTOCOL.md)"
+    )]
+    NotImplemented {
+        /// Request method.
+        method: &'static str,
+        /// The endpoint, without its query.
+        endpoint: String,
+        /// Request path and query.
+        path: String,
+    },
     /// This process has as many files open as its limit allows (EMFILE).
     #[error(
         "cannot connect to {addr}: this process reached its open-files limit ({limit}); run the clients in separate processes (fanout does so above --in-process-max) or raise `ulimit -n`"

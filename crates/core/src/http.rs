@@ -187,7 +187,19 @@ fn exchange_error(method: &Method, path: &str, e: hyper::Error) -> DriverError {
 }
 
 /// Builds the error for an unexpected HTTP status, quoting the start of the body.
+/// A `404` from a control endpoint (`/broadcast`, `/stall`, `/feed/*`) is a
+/// [`DriverError::NotImplemented`]: the target lacks the endpoint, which the other endpoints'
+/// 404s (an unknown session) do not mean.
 pub fn status_error(method: &Method, path: &str, status: u16, body: &[u8]) -> DriverError {
+    let endpoint = path.split('?').next().unwrap_or(path);
+    let control = ["/broadcast", "/stall"].contains(&endpoint) || endpoint.starts_with("/feed/");
+    if status == 404 && control {
+        return DriverError::NotImplemented {
+            method: static_method(method),
+            endpoint: endpoint.to_owned(),
+            path: path.to_owned(),
+        };
+    }
     let end = body.len().min(200);
     DriverError::Status {
         method: static_method(method),
@@ -203,5 +215,41 @@ fn static_method(method: &Method) -> &'static str {
         Method::POST => "POST",
         Method::DELETE => "DELETE",
         _ => "HTTP",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_404_names_a_missing_control_endpoint_but_not_an_unknown_session() {
+        for (method, path) in [
+            (Method::POST, "/broadcast"),
+            (Method::POST, "/stall?ms=5"),
+            (Method::GET, "/feed/sse?stream=a&n=5"),
+        ] {
+            let e = status_error(&method, path, 404, b"Cannot POST");
+            let endpoint = path.split('?').next().unwrap();
+            assert!(
+                matches!(&e, DriverError::NotImplemented { endpoint: ep, .. } if ep == endpoint),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string()
+                    .contains(&format!("does not implement {method} {endpoint} (HTTP 404")),
+                "{e}"
+            );
+        }
+        let e = status_error(&Method::GET, "/poll?session=x", 404, b"unknown session");
+        assert!(
+            matches!(e, DriverError::Status { status: 404, .. }),
+            "{e:?}"
+        );
+        let e = status_error(&Method::POST, "/broadcast", 400, b"bad topic");
+        assert!(
+            matches!(e, DriverError::Status { status: 400, .. }),
+            "{e:?}"
+        );
     }
 }

@@ -37,6 +37,8 @@ impl Follower for WsDriver {
                     path.push_str(&format!("&after={last}"));
                 }
                 let reason = match open_counted(target, &path, wire.clone()).await {
+                    // Retrying cannot help a target without the endpoint.
+                    Err(e @ DriverError::NotImplemented { .. }) => return Err(e),
                     Err(e) => e.to_string(),
                     Ok(mut session) => loop {
                         match session.next_message().await {

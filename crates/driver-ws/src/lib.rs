@@ -108,7 +108,14 @@ async fn open_counted(
     }
     let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
-        .map_err(|e| handshake_error(handshake_reason(e)))?;
+        .map_err(|e| match e {
+            // A 404 to the upgrade: the target lacks the endpoint (named as such for /feed/ws).
+            tungstenite::Error::Http(response) if response.status().as_u16() == 404 => {
+                let body = response.body().as_deref().unwrap_or_default();
+                pushbench_core::http::status_error(&tungstenite::http::Method::GET, path, 404, body)
+            }
+            e => handshake_error(handshake_reason(e)),
+        })?;
     Ok(WsSession { socket, wire })
 }
 

@@ -5,10 +5,13 @@
 //! Charts, each written only when the run has its cases: `study-n{N}` (elapsed time per
 //! transport, like the published bar chart), `study-calls-per-s`, `study-latency`,
 //! `push-msgs-per-s`, `latency-c{C}` (percentile curves), `fanout` (latency by clients with the
-//! 100 ms line), `connect`, `payload-overhead`, `payload-throughput` and `roundtrip-c{C}`.
+//! 100 ms line), `connect`, `reconnect`, `payload-overhead`, `payload-throughput` and
+//! `roundtrip-c{C}`.
 //! REPORT.md adds a "measured comparison" table: the usual WS-vs-SSE feature table, filled
-//! with this run's figures, and, when the run measured cases both plain and over TLS
-//! (`params.tls`), a "What TLS costs" section comparing them.
+//! with this run's figures; when the run measured cases both plain and over TLS
+//! (`params.tls`), a "What TLS costs" section comparing them, and, for a run holding cases of
+//! several servers (`params.server`), a "Servers compared" section with each server's figures
+//! side by side.
 //!
 //! ```
 //! use pushbench_schema::{CaseResult, RunFile, RunInfo};
@@ -31,6 +34,7 @@ mod charts;
 mod lines;
 mod markdown;
 mod scenarios;
+mod servers;
 mod study;
 mod tls;
 
@@ -106,8 +110,15 @@ pub enum ReportError {
 pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     register_font();
     let full = RunFile::read(dir)?;
-    // With plain and TLS cases in one run, charts and scenario sections show the plain ones.
-    let main = tls::main_cases(&full);
+    // Several servers (`run --target`, merged): every section but "Servers compared" shows the
+    // first server's cases; with plain and TLS cases in one run, charts and scenario sections
+    // show the plain ones.
+    let servers = servers::labels(&full);
+    let one_server = match servers.as_slice() {
+        [first, _, ..] => servers::only(&full, first),
+        _ => full.clone(),
+    };
+    let main = tls::main_cases(&one_server);
     let file: &RunFile = &main;
     let view = StudyView::new(file);
     let all = [
@@ -115,7 +126,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(file),
         push_charts(file),
     ];
-    let (lines, bars) = scenarios::charts(file);
+    let (lines, mut bars) = scenarios::charts(file);
+    bars.extend(servers::charts(&full));
     let mut charts = Vec::new();
     let mut names = Vec::new();
     let more = lines
@@ -127,11 +139,30 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         charts.extend(chart.write(dir)?);
     }
     let report = dir.join(REPORT_MD);
-    write_atomic(&report, markdown::report(&full, file, &names).as_bytes()).map_err(|source| {
-        ReportError::Io {
-            path: report.clone(),
-            source,
+    let mut md = markdown::report(&one_server, file, &names);
+    let mut compared = String::new();
+    servers::compared(&mut compared, &full);
+    if !compared.is_empty() {
+        let note = format!(
+            "> This run holds cases of {} servers ({}); the sections below show {}'s, and \
+             [Servers compared](#servers-compared) puts them side by side.\n\n",
+            servers.len(),
+            servers.join(", "),
+            servers[0]
+        );
+        let title = "# pushbench report\n\n";
+        if md.starts_with(title) {
+            md.insert_str(title.len(), &note);
         }
+        let at = md
+            .find("\n## Integrity\n")
+            .or_else(|| md.rfind("\n---\n"))
+            .map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &compared);
+    }
+    write_atomic(&report, md.as_bytes()).map_err(|source| ReportError::Io {
+        path: report.clone(),
+        source,
     })?;
     Ok(Rendered { report, charts })
 }

@@ -135,7 +135,13 @@ fn json_list(v: &serde_json::Value) -> Option<String> {
 }
 
 fn our_method(md: &mut String, file: &RunFile) {
-    let config = &file.run.config;
+    // A merged run describes its method by its first source's configuration.
+    let first_source = &file.run.config["merged_from"][0]["config"];
+    let config = if file.run.config["server"].is_null() && first_source.is_object() {
+        first_source
+    } else {
+        &file.run.config
+    };
     md.push_str("## Our method\n\n");
     let server = &config["server"];
     let threads = |v: &serde_json::Value| {
@@ -146,12 +152,19 @@ fn our_method(md: &mut String, file: &RunFile) {
         Some(false) => "TCP_NODELAY **off** (as configured)",
         _ => "TCP_NODELAY on every socket, both sides",
     };
+    // A server in another process (run --target) has its threads out of this run's sight.
+    let server_threads = match (server["threads"].is_null(), server["target"].as_str()) {
+        (true, Some(_)) => String::new(),
+        _ => format!(
+            " on its own runtime with {} thread(s)",
+            threads(&server["threads"])
+        ),
+    };
     let _ = writeln!(
         md,
-        "- Server: {} on its own runtime with {} thread(s); clients on a separate runtime with {} thread(s). \
+        "- Server: {}{server_threads}; clients on a separate runtime with {} thread(s). \
          {nodelay}; flush policy `{}`.",
         server["kind"].as_str().unwrap_or("in-process axum"),
-        threads(&server["threads"]),
         threads(&config["client_threads"]),
         config["flush"].as_str().unwrap_or("not recorded"),
     );

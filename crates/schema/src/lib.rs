@@ -166,6 +166,10 @@ pub struct Params {
     /// and in runs made before TLS existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<bool>,
+    /// The server measured: `pushbench-axum` for pushbench's own, or the label given to an
+    /// external target (`run --target URL --server-label NAME`); absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -456,6 +460,8 @@ pub struct CsvRow {
     pub retry_ms: Option<u64>,
     /// See [`Params::tls`].
     pub tls: Option<bool>,
+    /// See [`Params::server`].
+    pub server: Option<String>,
     /// See [`Metrics::elapsed_ms`].
     pub elapsed_ms: Option<f64>,
     /// See [`Metrics::connect_ms`].
@@ -546,6 +552,7 @@ impl CsvRow {
             down_ms: p.down_ms,
             retry_ms: p.retry_ms,
             tls: p.tls,
+            server: p.server.clone(),
             elapsed_ms: m.elapsed_ms,
             connect_ms: m.connect_ms,
             calls_per_s: m.calls_per_s,
@@ -602,6 +609,7 @@ mod tests {
         let mut case = CaseResult::new("study", "sse", "sequential");
         case.params.n = Some(100);
         case.params.block_size = Some(1000);
+        case.params.server = Some("node-express".into());
         case.metrics.elapsed_ms = Some(12.5);
         case.integrity = Integrity {
             sent: 100,
@@ -633,6 +641,9 @@ mod tests {
             "{row}"
         );
         assert!(row.contains(",100,99,1,0,0,false,integrity,"), "{row}");
+        let header = csv.lines().next().unwrap();
+        let column = header.split(',').position(|c| c == "server").unwrap();
+        assert_eq!(row.split(',').nth(column), Some("node-express"), "{row}");
     }
 
     #[test]
