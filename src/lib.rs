@@ -326,7 +326,7 @@ fn plain_variant_label(case: &CaseResult) -> String {
 /// A plain-text table of the cases, for the terminal.
 pub fn summary_table(file: &RunFile) -> String {
     let mut out = format!(
-        "{:<9} {:<16} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+        "{:<9} {:<18} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
         "transport",
         "variant",
         "n",
@@ -351,7 +351,7 @@ pub fn summary_table(file: &RunFile) -> String {
             (None, true) => "ok".to_owned(),
         };
         out.push_str(&format!(
-            "{:<9} {:<16} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
+            "{:<9} {:<18} {:>6} {:>11} {:>11} {:>9} {:>9} {:>10}  {}\n",
             case.transport,
             variant_label(case),
             case.params.n.map_or_else(|| "-".into(), |n| n.to_string()),
