@@ -3,39 +3,16 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use pushbench_core::LatencyHistogram;
 use pushbench_schema::RunFile;
 
+mod common;
+use common::serve_with;
+
 const EXE: &str = env!("CARGO_BIN_EXE_pushbench");
-
-/// The `serve` process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve() -> (Server, String, String) {
-    let mut child = Command::new(EXE)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let http = lines.next().unwrap().unwrap();
-    let tcp = lines.next().unwrap().unwrap();
-    let http = http.strip_prefix("http ").unwrap().to_owned();
-    let tcp = tcp.strip_prefix("tcp ").unwrap().to_owned();
-    (Server(child), http, tcp)
-}
 
 fn drive(http: &str, tcp: &str, transport: &str, source: &str, out: &Path) -> Child {
     Command::new(EXE)
@@ -64,7 +41,7 @@ fn histogram(file: &RunFile) -> LatencyHistogram {
 
 #[test]
 fn serve_two_drive_processes_and_merge_losslessly() {
-    let (_server, http, tcp) = serve();
+    let (_server, http, tcp) = serve_with(&[]);
     let dir = tempfile::tempdir().unwrap();
     for transport in ["ws", "tcp"] {
         let parts = [

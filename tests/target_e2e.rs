@@ -5,44 +5,19 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use pushbench_schema::{CaseResult, RunFile};
 
+mod common;
+use common::{Server, serve_with};
+
 const EXE: &str = env!("CARGO_BIN_EXE_pushbench");
-
-/// The `serve` process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `pushbench serve` on free ports; returns it with its HTTP and raw-TCP addresses.
 fn serve() -> (Server, String, String) {
     serve_with(&[])
-}
-
-fn serve_with(extra: &[&str]) -> (Server, String, String) {
-    let mut child = Command::new(EXE)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("PUSHBENCH_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let http = lines.next().unwrap().unwrap();
-    let tcp = lines.next().unwrap().unwrap();
-    let http = http.strip_prefix("http ").unwrap().to_owned();
-    let tcp = tcp.strip_prefix("tcp ").unwrap().to_owned();
-    (Server(child), http, tcp)
 }
 
 fn pushbench(args: &[&str]) -> Output {

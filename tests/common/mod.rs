@@ -230,3 +230,39 @@ pub fn closed_target() -> Target {
     drop(listener);
     Target::new(addr, Some(addr))
 }
+
+/// A `pushbench serve` process, killed when the test ends however it ends.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `pushbench serve` on free loopback ports with `extra` flags (and no token from the
+/// environment); returns it with its HTTP and raw-TCP addresses.
+pub fn serve_with(extra: &[&str]) -> (Server, String, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("PUSHBENCH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pushbench serve");
+    let stdout = child.stdout.take().expect("serve's stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut line = |prefix: &str| {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("serve printed {line:?}, expected `{prefix}ADDR`"))
+            .to_owned()
+    };
+    let http = line("http ");
+    let tcp = line("tcp ");
+    (Server(child), http, tcp)
+}

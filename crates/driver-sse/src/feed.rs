@@ -8,12 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::Method;
-use http_body_util::BodyExt;
-use pushbench_core::http::{Http1Connection, status_error};
+use pushbench_core::http::Http1Connection;
 use pushbench_core::reconnect::{FeedEvent, FeedPlan, Follower, note_failure};
 use pushbench_core::{DriverError, Target, Transport, WireCounter, WireCounts};
 
-use crate::session::{EventStream, SseDriver};
+use crate::session::{EventStream, SseDriver, expect_event_stream};
 
 /// How one connection of the feed ended.
 enum Ended {
@@ -100,24 +99,8 @@ async fn follow_once(
     if status == 204 {
         return Ok((Ended::Over, None, None));
     }
-    let is_stream = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if status != 200 || !is_stream {
-        // An EventSource fails the connection for good here; so does the case.
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let mut error = status_error(&Method::GET, path, status, &body);
-        if status == 200 {
-            error = DriverError::Protocol(format!("GET {path} did not answer text/event-stream"));
-        }
-        return Err(error);
-    }
+    // Anything but a 200 event stream fails an EventSource for good; so does the case.
+    let response = expect_event_stream(response, path).await?;
     let mut events = EventStream::new(response.into_body(), connection, format!("GET {path}"));
     let mut last_id = None;
     let ended = loop {

@@ -112,6 +112,34 @@ impl Driver for SseDriver {
     }
 }
 
+/// Checks that `response` to `GET path` is a 200 `text/event-stream` (what an EventSource
+/// requires; anything else fails it for good), naming the status and quoting the body if not.
+pub(crate) async fn expect_event_stream(
+    response: http::Response<Incoming>,
+    path: &str,
+) -> Result<http::Response<Incoming>, DriverError> {
+    let status = response.status().as_u16();
+    let is_stream = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if status == 200 && is_stream {
+        return Ok(response);
+    }
+    if status == 200 {
+        return Err(DriverError::Protocol(format!(
+            "GET {path} did not answer text/event-stream"
+        )));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Err(status_error(&Method::GET, path, status, &body))
+}
+
 /// Opens `GET path` as an event stream and reads its first event, which names the session.
 async fn open_stream(
     target: &Target,
@@ -122,22 +150,7 @@ async fn open_stream(
     let response = down
         .request(Method::GET, path, Bytes::new(), "text/event-stream")
         .await?;
-    let status = response.status().as_u16();
-    let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
-    if status != 200 {
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        return Err(status_error(&Method::GET, path, status, &body));
-    }
-    if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
-        return Err(DriverError::Protocol(format!(
-            "GET {path} did not answer text/event-stream"
-        )));
-    }
+    let response = expect_event_stream(response, path).await?;
     let mut events = EventStream::new(response.into_body(), down, format!("GET {path}"));
     match events.next().await? {
         Some(event) if event.event == "session" => Ok((events, event.data)),
