@@ -18,6 +18,7 @@
 //! writer.finish().unwrap();
 //! ```
 
+pub mod network;
 mod plan;
 
 use std::io;

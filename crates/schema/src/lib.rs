@@ -170,6 +170,10 @@ pub struct Params {
     /// external target (`run --target URL --server-label NAME`); absent in older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The emulated network between client and server (`run --network`), normalised as
+    /// `rtt=50ms,loss=0%,rate=none`; absent for loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -520,6 +524,8 @@ pub struct CsvRow {
     pub status: String,
     /// The case's error, if any.
     pub error: Option<String>,
+    /// See [`Params::network`].
+    pub network: Option<String>,
 }
 
 impl CsvRow {
@@ -582,6 +588,7 @@ impl CsvRow {
             loss_by_design: i.loss_by_design,
             status: status.to_owned(),
             error: case.error.clone(),
+            network: p.network.clone(),
         }
     }
 }
