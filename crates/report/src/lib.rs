@@ -33,6 +33,7 @@
 mod charts;
 mod lines;
 mod markdown;
+mod network;
 mod scenarios;
 mod servers;
 mod study;
@@ -118,6 +119,7 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         [first, _, ..] => servers::only(&full, first),
         _ => full.clone(),
     };
+    let one_server = network::first_only(&one_server);
     let main = tls::main_cases(&one_server);
     let file: &RunFile = &main;
     let view = StudyView::new(file);
@@ -128,12 +130,14 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     ];
     let (lines, mut bars) = scenarios::charts(file);
     bars.extend(servers::charts(&full));
+    let network_charts = network::charts(&full);
     let mut charts = Vec::new();
     let mut names = Vec::new();
     let more = lines
         .iter()
         .map(|c| c as &dyn ErasedChart)
-        .chain(bars.iter().map(|c| c as &dyn ErasedChart));
+        .chain(bars.iter().map(|c| c as &dyn ErasedChart))
+        .chain(network_charts.iter().map(|c| c as &dyn ErasedChart));
     for chart in all.iter().flatten().map(|c| c.as_ref()).chain(more) {
         names.push(chart.name());
         charts.extend(chart.write(dir)?);
@@ -142,6 +146,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     let mut md = markdown::report(&one_server, file, &names);
     let mut compared = String::new();
     servers::compared(&mut compared, &full);
+    let mut networks = String::new();
+    network::section(&mut networks, &full, &names);
     if !compared.is_empty() {
         let note = format!(
             "> This run holds cases of {} servers ({}); the sections below show {}'s, and \
@@ -159,6 +165,13 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
             .or_else(|| md.rfind("\n---\n"))
             .map_or(md.len(), |i| i + 1);
         md.insert_str(at, &compared);
+    }
+    if !networks.is_empty() {
+        let at = md
+            .find("\n## Integrity\n")
+            .or_else(|| md.rfind("\n---\n"))
+            .map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &networks);
     }
     write_atomic(&report, md.as_bytes()).map_err(|source| ReportError::Io {
         path: report.clone(),
