@@ -92,6 +92,17 @@ fn figures(file: &RunFile) -> Vec<Figure> {
         .collect();
     ns.sort_unstable();
     ns.dedup();
+    if let Some(&n) = ns.last() {
+        out.push(Figure {
+            name: "network-study-connect".to_owned(),
+            title: format!(
+                "Study, {n} sequential calls: connect ms (opening the session, before the first call)"
+            ),
+            scenario: "study",
+            keep: Box::new(move |c| c.variant == "sequential" && c.params.n == Some(n)),
+            get: |c| c.metrics.connect_ms,
+        });
+    }
     for n in ns {
         out.push(Figure {
             name: format!("network-study-n{n}"),
@@ -195,6 +206,14 @@ pub(crate) fn section(md: &mut String, file: &RunFile, charts: &[String]) {
         );
     }
     for figure in figures(file) {
+        let any = TRANSPORT_ORDER.iter().any(|t| {
+            networks
+                .iter()
+                .any(|n| find(file, &figure, t, n).and_then(figure.get).is_some())
+        });
+        if !any {
+            continue;
+        }
         let _ = writeln!(md, "### {}\n", figure.title);
         if charts.contains(&figure.name) {
             let _ = writeln!(md, "![{}](charts/{}.png)\n", figure.title, figure.name);
@@ -365,6 +384,7 @@ mod tests {
         if scenario == "study" {
             c.params.n = Some(100);
             c.metrics.elapsed_ms = Some(ms);
+            c.metrics.connect_ms = Some(ms / 40.0);
         } else {
             c.metrics.p50_us = Some(ms * 1000.0);
         }
@@ -398,7 +418,9 @@ mod tests {
             md.contains("charts/network-connect-first-message.png"),
             "{md}"
         );
-        assert_eq!(charts(&run).len(), 2);
+        assert!(md.contains("| sse | 1.0 | 128 | 2.5 |"), "{md}");
+        // study connect, study total for n=100, connect first-message.
+        assert_eq!(charts(&run).len(), 3);
         assert_eq!(first_only(&run).cases.len(), 2);
     }
 
