@@ -197,11 +197,12 @@ pub(crate) fn section(md: &mut String, file: &RunFile, charts: &[String]) {
         let _ = writeln!(
             md,
             "\"+RTTs\" is how many round trips a figure grew by: (figure − figure at {}) ÷ the round-trip \
-             time added. It counts the network round trips the transport waits for: a TCP connect is one; \
-             a WebSocket then needs its upgrade (one more) before the first message; SSE its GET; long \
-             polling its first poll. In the study each call is a request up and a reply down; with SSE and \
-             long polling each call is an HTTP POST on a second connection, its reply coming down the \
-             event stream or the poll response.\n",
+             time added; near a whole number, it counts the network round trips the transport waited for \
+             (the delay line's own lateness adds a fraction per round trip). Before its first call a \
+             transport waits for the TCP handshake, then the WebSocket upgrade, or the GET that opens the \
+             SSE stream or the long-polling session; SSE and long polling also open a second connection \
+             for the calls, each call an HTTP POST whose reply comes down the event stream or the poll \
+             response. The raw-TCP floor waits for its TCP handshake only.\n",
             heads[0]
         );
     }
@@ -356,17 +357,20 @@ impl Chart for NetworkLines {
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))
                 .map_err(err)?
-                .label(transport.clone())
+                // The values in the legend: labels beside points collide when values meet.
+                .label(format!(
+                    "{transport}: {} ms",
+                    values
+                        .iter()
+                        .map(|v| v.map_or("—".to_owned(), ms))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ))
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
                 });
             chart
                 .draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))
-                .map_err(err)?;
-            chart
-                .draw_series(points.iter().map(|&(x, y)| {
-                    Text::new(format!(" {}", ms(y)), (x, y), label_style().color(&color))
-                }))
                 .map_err(err)?;
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
