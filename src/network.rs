@@ -20,6 +20,8 @@ pub const SCRIPT: &str = include_str!("../scripts/netns.sh");
 pub const CLIENT_NS: &str = "pb-client";
 /// The namespace the server runs in.
 pub const SERVER_NS: &str = "pb-server";
+/// Where scripts/netns.sh keeps the delay line's pid and log, and `network` while it is up.
+pub const STATE_DIR: &str = "/run/pushbench-netns";
 /// The server's address inside [`SERVER_NS`].
 pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 2, 2));
 

@@ -96,6 +96,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // Bad scenarios and flags fail here, before anything is set up.
     crate::plans(args)?;
     network::check_host().map_err(anyhow::Error::msg)?;
+    if Path::new(network::STATE_DIR).join("network").exists() {
+        // `netns.sh up` replaces what is up: that would pull the network from under another run.
+        anyhow::bail!(
+            "an emulated network is already up ({}/network exists: another `run --network`?); wait for it, or remove it with `scripts/netns.sh down`",
+            network::STATE_DIR
+        );
+    }
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let out = args
         .out

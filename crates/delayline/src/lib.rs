@@ -104,17 +104,22 @@ pub struct Counters {
     pub write_errors: AtomicU64,
     /// The most a packet was held past its due time, µs (the line's own lateness).
     pub max_late_us: AtomicU64,
+    /// The sum of every packet's lateness past its due time, µs (mean = this / forwarded).
+    pub total_late_us: AtomicU64,
 }
 
 impl Counters {
-    /// One line for logs: `received R forwarded F dropped D write_errors E max_late_us L`.
+    /// One line for logs: `received R forwarded F dropped D write_errors E mean_late_us M
+    /// max_late_us L`.
     pub fn summary(&self) -> String {
+        let forwarded = self.forwarded.load(Ordering::Relaxed);
+        let total_late = self.total_late_us.load(Ordering::Relaxed);
         format!(
-            "received {} forwarded {} dropped {} write_errors {} max_late_us {}",
+            "received {} forwarded {forwarded} dropped {} write_errors {} mean_late_us {} max_late_us {}",
             self.received.load(Ordering::Relaxed),
-            self.forwarded.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
             self.write_errors.load(Ordering::Relaxed),
+            total_late.checked_div(forwarded).unwrap_or(0),
             self.max_late_us.load(Ordering::Relaxed),
         )
     }
@@ -203,6 +208,9 @@ impl DelayLine {
             }
             let late = Instant::now().saturating_duration_since(due).as_micros() as u64;
             self.counters.max_late_us.fetch_max(late, Ordering::Relaxed);
+            self.counters
+                .total_late_us
+                .fetch_add(late, Ordering::Relaxed);
             // One write is one packet on a TUN device: a short write is a failed packet.
             match sink.write(&packet) {
                 Ok(n) if n == packet.len() => {
