@@ -10,7 +10,8 @@
 # Semantics:
 #   --rtt R    each packet, both directions, is held R/2 in the router (FIFO, stamped when
 #              read), so a round trip between client and server gains R; the delay line's own
-#              cost comes on top (measure it with --rtt 0ms).
+#              cost comes on top (measure it with --rtt 0ms). It runs at real-time priority
+#              (chrt --fifo 10) where allowed, so a busy machine delays its wake-ups less.
 #   --loss P   each packet crossing the router is dropped with probability P, independently,
 #              once per direction (nftables `numgen random`, 0.01 % steps). Installs the
 #              Debian package nftables if `nft` is missing.
@@ -170,7 +171,14 @@ up() {
             *) ip netns exec $ROUTER sysctl -qw "net.ipv4.$key" ;;
         esac
     done
-    ip netns exec $ROUTER "$bin" delayline --dev $TUN --delay "$((rtt_us / 2))us" \
+    # Real-time priority (SCHED_FIFO 10) where chrt allows it: on a busy machine an ordinary
+    # thread can wake up tens of ms late, which would add to the delay. The line only sleeps and
+    # blocks on the device, so it cannot starve the machine.
+    local rt=()
+    if command -v chrt >/dev/null && chrt --fifo 10 true 2>/dev/null; then
+        rt=(chrt --fifo 10)
+    fi
+    ip netns exec $ROUTER "${rt[@]}" "$bin" delayline --dev $TUN --delay "$((rtt_us / 2))us" \
         >"$STATE/delayline.log" 2>&1 </dev/null &
     echo $! >"$STATE/delayline.pid"
     for _ in $(seq 100); do
