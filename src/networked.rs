@@ -69,9 +69,10 @@ pub fn delayline(args: DelaylineArgs) -> anyhow::Result<ExitCode> {
     std::process::exit(0)
 }
 
-/// The arguments of this `run`, less `--network` and `--out`, to hand to the client process.
-fn client_args() -> Vec<String> {
-    let mut args = std::env::args().skip_while(|a| a != "run").skip(1);
+/// The arguments of this `run` (`argv`, the whole command line), less `--network` and
+/// `--out`, to hand to the client process.
+fn client_args(argv: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args = argv.into_iter().skip_while(|a| a != "run").skip(1);
     let mut kept = Vec::new();
     while let Some(arg) = args.next() {
         if arg == "--network" || arg == "--out" {
@@ -206,7 +207,7 @@ async fn measure(exe: &Path, part: &Path) -> anyhow::Result<Outcome> {
     };
     let mut client = network::in_namespace(CLIENT_NS, exe)
         .arg("run")
-        .args(client_args())
+        .args(client_args(std::env::args()))
         .arg("--target")
         .arg(format!("http://{http}"))
         .args([
@@ -243,4 +244,21 @@ async fn measure(exe: &Path, part: &Path) -> anyhow::Result<Outcome> {
     }
     let _ = server.kill().await;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_gets_the_run_arguments_without_network_and_out() {
+        let argv = "pushbench run study --quick --network rtt=5ms --out /tmp/x --calls 100 \
+                    --network=rtt=0ms --out=/tmp/y -q"
+            .split_whitespace()
+            .map(String::from);
+        assert_eq!(
+            client_args(argv),
+            ["study", "--quick", "--calls", "100", "-q"]
+        );
+    }
 }
