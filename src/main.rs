@@ -218,6 +218,19 @@ struct RunArgs {
     /// reconnect: skip the no-resume variant (which shows what a reconnect loses).
     #[arg(long, help_heading = "Reconnect")]
     resume_only: bool,
+    /// fanout: also run each SSE case over HTTP/2 (variant `http2`): the clients' streams
+    /// multiplexed M per connection (h2c with prior knowledge, or h2 by ALPN with --tls),
+    /// beside HTTP/1.1's one connection per client. `--http2` alone means M = 100; at most
+    /// 256 (the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(
+        long,
+        value_name = "M",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "100",
+        help_heading = "HTTP/2"
+    )]
+    http2: Option<u32>,
 }
 
 /// Which cases `--tls` measures over TLS.
@@ -271,6 +284,9 @@ impl RunArgs {
                 set(&mut c.in_process_max, &self.in_process_max);
                 set(&mut c.per_process, &self.per_process);
                 set(&mut c.search_steps, &self.search_steps);
+                if self.http2.is_some() {
+                    c.http2 = self.http2;
+                }
             }
             Plan::Roundtrip(c) => {
                 set(&mut c.transports, &self.transports);
@@ -381,6 +397,11 @@ fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
         };
         vec![plan]
     };
+    if args.http2.is_some() && !plans.iter().any(|p| matches!(p, Plan::Fanout(_))) {
+        anyhow::bail!(
+            "--http2 compares SSE over HTTP/1.1 and HTTP/2 in the fanout scenario: use it with `run fanout` or `run all`"
+        );
+    }
     for plan in &mut plans {
         args.apply(plan);
         plan.validate().map_err(anyhow::Error::msg)?;
@@ -437,6 +458,14 @@ impl Driver for Announced {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         self.progress.transport(self.inner.transport());
         self.inner.subscribe(target, topic)
+    }
+
+    fn http2(&self, streams_per_connection: u32) -> Option<std::sync::Arc<dyn Driver>> {
+        let inner = self.inner.http2(streams_per_connection)?;
+        Some(std::sync::Arc::new(Announced {
+            inner,
+            progress: self.progress.clone(),
+        }))
     }
 }
 

@@ -20,6 +20,10 @@ use crate::driver::{DriverError, Target};
 use crate::tls::{ALPN_H2, ClientStream, connect_stream};
 use crate::wire::WireCounter;
 
+/// Streams one HTTP/2 connection of pushbench's server may have open at once (its
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`), so the most a client puts on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// A number naming one client connection of this process, so sessions can tell whether they
 /// share one (HTTP/2) and a run can count the connections it opened.
 pub fn next_connection_id() -> u64 {

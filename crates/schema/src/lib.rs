@@ -170,6 +170,13 @@ pub struct Params {
     /// external target (`run --target URL --server-label NAME`); absent in older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The HTTP version the case's event streams used: `1.1` (one connection per stream) or
+    /// `2` (streams multiplexed); absent where not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// HTTP/2: the most streams the clients put on one connection (1 for HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -247,6 +254,10 @@ pub struct Metrics {
     /// Bytes read from the wire per payload byte delivered (framing and encoding overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_per_payload_byte: Option<f64>,
+    /// Client connections the case's streams arrived on, counted by the clients (over
+    /// HTTP/2, several streams share one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
@@ -520,6 +531,12 @@ pub struct CsvRow {
     pub status: String,
     /// The case's error, if any.
     pub error: Option<String>,
+    /// See [`Params::http`].
+    pub http: Option<String>,
+    /// See [`Params::streams_per_connection`].
+    pub streams_per_connection: Option<u64>,
+    /// See [`Metrics::connections`].
+    pub connections: Option<u64>,
 }
 
 impl CsvRow {
@@ -582,6 +599,9 @@ impl CsvRow {
             loss_by_design: i.loss_by_design,
             status: status.to_owned(),
             error: case.error.clone(),
+            http: p.http.clone(),
+            streams_per_connection: p.streams_per_connection,
+            connections: m.connections,
         }
     }
 }

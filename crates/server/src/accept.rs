@@ -31,12 +31,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::consumers::DeadlineListener;
+use pushbench_core::http::MAX_STREAMS_PER_CONNECTION;
 
 /// The most bytes a request head (request line and headers) may take; more is answered 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// Streams one HTTP/2 connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// The client connection preface of HTTP/2 (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
