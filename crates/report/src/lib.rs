@@ -31,6 +31,7 @@
 //! ```
 
 mod charts;
+mod http2;
 mod lines;
 mod markdown;
 mod scenarios;
@@ -126,7 +127,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(file),
         push_charts(file),
     ];
-    let (lines, mut bars) = scenarios::charts(file);
+    let (mut lines, mut bars) = scenarios::charts(file);
+    lines.extend(http2::charts(file));
     bars.extend(servers::charts(&full));
     let mut charts = Vec::new();
     let mut names = Vec::new();
