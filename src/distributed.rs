@@ -16,7 +16,8 @@ use pushbench_server::{Access, ServerConfig, ServerTls};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast); port 0 picks a free one.
+    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast), serving HTTP/1.1 and HTTP/2 (h2c with
+    /// prior knowledge; h2 by ALPN with --tls); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     /// Raw-TCP floor address [default: the HTTP address's IP, a free port].

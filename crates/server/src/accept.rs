@@ -30,7 +30,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::consumers::DeadlineListener;
+use crate::consumers::{DeadlineListener, SSE_AHEAD_BYTES};
 use pushbench_core::http::MAX_STREAMS_PER_CONNECTION;
 
 /// The most bytes a request head (request line and headers) may take; more is answered 431.
@@ -148,7 +148,11 @@ fn h2_builder() -> http2::Builder<TokioExecutor> {
     builder
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        // What one stream may queue in hyper beyond the peer's flow-control window: the
+        // bound an SSE subscriber keeps over HTTP/1.1 (its wait on the connection's write
+        // progress is shared by every stream of an HTTP/2 connection, so loose there).
+        .max_send_buf_size(SSE_AHEAD_BYTES as usize);
     // hyper's HTTP/2 server has no header read timeout of its own: the preface must arrive
     // within it (see `sniff`), and a connection idle after that only holds its place under
     // the connection limit, as an idle HTTP/1.1 keep-alive connection between requests does.
