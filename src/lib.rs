@@ -321,7 +321,7 @@ fn plain_variant_label(case: &CaseResult) -> String {
         (None, Some(clients)) if case.params.http.is_some() => {
             let http = case.params.http.as_deref().unwrap_or("");
             match case.metrics.connections {
-                Some(n) => format!("{clients} cl h{http} {n} conn"),
+                Some(n) => format!("{clients} cl h{http} {n}c"),
                 None => format!("{clients} clients h{http}"),
             }
         }
