@@ -118,3 +118,58 @@ fn http2_needs_sse_and_a_stream_count_the_server_allows() {
     let e = bad(100, vec![Transport::Ws]);
     assert!(e.contains("add sse"), "{e}");
 }
+
+fn pushbench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_fanout_http2_writes_the_http_columns_and_refuses_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = pushbench(&[
+        "run",
+        "fanout",
+        "--quick",
+        "--transports",
+        "sse",
+        "--clients",
+        "120",
+        "--http2=50",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    // Appended at the end, so older readers' columns keep their places.
+    assert_eq!(
+        header[header.len() - 3..],
+        ["http", "streams_per_connection", "connections"]
+    );
+    let tails: Vec<String> = lines
+        .map(|l| l.rsplitn(4, ',').take(3).collect::<Vec<_>>().join(","))
+        .collect();
+    // rsplitn yields the last column first: connections, streams, http.
+    assert_eq!(tails, ["120,1,1.1", "3,50,2"], "{csv}");
+
+    let push = pushbench(&["run", "push", "--quick", "--http2"]);
+    assert!(!push.status.success());
+    assert!(
+        String::from_utf8_lossy(&push.stderr).contains("--http2 compares SSE"),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let zero = pushbench(&["run", "fanout", "--quick", "--http2=0"]);
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("fanout.http2"));
+}
