@@ -170,6 +170,11 @@ pub struct Params {
     /// external target (`run --target URL --server-label NAME`); absent in older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The client that measured the case: `browser` (headless Chromium running the page
+    /// `/bench/browser.html` with its own `WebSocket`, `EventSource` and `fetch`) or `rust`
+    /// (pushbench's drivers); absent means `rust` (runs made without `--client`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -520,6 +525,8 @@ pub struct CsvRow {
     pub status: String,
     /// The case's error, if any.
     pub error: Option<String>,
+    /// See [`Params::client`].
+    pub client: Option<String>,
 }
 
 impl CsvRow {
@@ -582,6 +589,7 @@ impl CsvRow {
             loss_by_design: i.loss_by_design,
             status: status.to_owned(),
             error: case.error.clone(),
+            client: p.client.clone(),
         }
     }
 }
