@@ -85,6 +85,43 @@ pub fn find_chromium() -> Result<PathBuf, BrowserError> {
     })
 }
 
+/// `chromium --version` (e.g. `Chromium 148.0.7778.96 ...`), for run.json; empty when it
+/// does not answer within 10 s (the process group is then killed).
+pub fn chromium_version(exe: &Path) -> String {
+    use std::os::unix::process::CommandExt;
+    let Ok(mut child) = std::process::Command::new(exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+    else {
+        return String::new();
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.wait();
+                return String::new();
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+    }
+    out.trim().to_owned()
+}
+
 /// Runs cases in headless Chromium against the in-process server.
 #[derive(Debug, Clone)]
 pub struct BrowserClient {
@@ -273,14 +310,43 @@ impl BrowserClient {
             let first = g.first().map(|c| c.name()).unwrap_or_default();
             format!("browser {label}: {first}")
         };
+        // Repeats merge their latencies, so a case's clock bound is the widest of its runs'.
+        let widest: std::sync::Mutex<std::collections::HashMap<String, f64>> = Default::default();
         let run = async |group: &Vec<BrowserCase>| {
             let mut out = Vec::with_capacity(group.len());
             for case in group {
-                out.push(self.run_case(server, case).await);
+                let measured = self.run_case(server, case).await;
+                if let Some(us) = measured.case.metrics.clock_uncertainty_us {
+                    let mut widest = widest.lock().unwrap_or_else(|e| e.into_inner());
+                    let slot = widest.entry(case.name()).or_insert(us);
+                    *slot = slot.max(us);
+                }
+                out.push(measured);
             }
             out
         };
-        run_groups(&groups, repeats, name, run, on_event).await
+        let widen = |case: &mut CaseResult| {
+            let key = BrowserCase {
+                template: case.clone(),
+                query: String::new(),
+            }
+            .name();
+            let widest = widest.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(&us) = widest.get(&key) {
+                case.metrics.clock_uncertainty_us = Some(us);
+            }
+        };
+        let mut widened = |event: RunEvent<'_>| match event {
+            RunEvent::CaseMeasured { index, case } => {
+                let mut case = case.clone();
+                widen(&mut case);
+                on_event(RunEvent::CaseMeasured { index, case: &case });
+            }
+            other => on_event(other),
+        };
+        let mut cases = run_groups(&groups, repeats, name, run, &mut widened).await;
+        cases.iter_mut().for_each(widen);
+        cases
     }
 }
 
@@ -416,6 +482,7 @@ fn measurement(template: &CaseResult, report: &BrowserReport) -> Measurement {
     if case.scenario == "study" {
         m.bytes_loaded = Some(report.bytes_loaded);
     }
+    m.clock_uncertainty_us = report.clock_uncertainty_us;
     let mut latency = LatencyHistogram::new();
     for &us in &report.latencies_us {
         // A negative latency is the clock offset's error (latency scenario): counted as 0.

@@ -600,17 +600,6 @@ fn browser_client(
     Ok(Some(BrowserClient::new(exe, timeout)))
 }
 
-/// `chromium --version`, for run.json; empty when it does not answer.
-fn chromium_version(exe: &std::path::Path) -> String {
-    std::process::Command::new(exe)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut plans = plans(&args)?;
     let mut browser_notes = Vec::new();
@@ -644,7 +633,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(browser) = &browser {
         config["browser"] = serde_json::json!({
             "exe": browser.exe.display().to_string(),
-            "version": chromium_version(&browser.exe),
+            "version": browser::chromium_version(&browser.exe),
             "flags": browser::CHROMIUM_FLAGS,
             "profile": "a fresh --user-data-dir per case (temporary directory)",
             "page": "GET /bench/browser.html?run=ID&<case>; browser.js speaks docs/PROTOCOL.md with the browser's WebSocket, EventSource and fetch, times with performance.now(), posts its counts and latencies to POST /bench/result?run=ID",
@@ -745,6 +734,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let stopped = tokio::select! {
                     _ = work => false,
                     _ = tokio::signal::ctrl_c() => true,
+                    // A browser runs in its own process group: on SIGTERM too, stop the case
+                    // (which kills the group) rather than die and leave it behind.
+                    _ = terminated() => true,
                 };
                 if stopped {
                     return true;
@@ -776,6 +768,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         out.display()
     );
     Ok(flagged_exit(&file))
+}
+
+/// Resolves on SIGTERM (never, if the handler cannot be installed).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Exit 1 (and say so) when any case has an error or an integrity fault.

@@ -252,6 +252,10 @@ pub struct Metrics {
     /// Bytes read from the wire per payload byte delivered (framing and encoding overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_per_payload_byte: Option<f64>,
+    /// Browser latency cases: the most the page's clock offset to the server's clock (and so
+    /// every latency figure) can be off by, µs: half the round trip of its best clock reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_uncertainty_us: Option<f64>,
 }
 
 /// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
@@ -527,6 +531,8 @@ pub struct CsvRow {
     pub error: Option<String>,
     /// See [`Params::client`].
     pub client: Option<String>,
+    /// See [`Metrics::clock_uncertainty_us`].
+    pub clock_uncertainty_us: Option<f64>,
 }
 
 impl CsvRow {
@@ -590,6 +596,7 @@ impl CsvRow {
             status: status.to_owned(),
             error: case.error.clone(),
             client: p.client.clone(),
+            clock_uncertainty_us: m.clock_uncertainty_us,
         }
     }
 }
