@@ -639,7 +639,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "page": "GET /bench/browser.html?run=ID&<case>; browser.js speaks docs/PROTOCOL.md with the browser's WebSocket, EventSource and fetch, times with performance.now(), posts its counts and latencies to POST /bench/result?run=ID",
             "one_browser_per_case": true,
             "case_timeout_s": browser.case_timeout.as_secs(),
-            "latency": "study: send to reply on the page's clock; latency: receipt minus the server's scheduled time through a clock offset from GET /bench/clock (the reading with the shortest round trip; its half round trip bounds the error); push: none (throughput only)",
+            "latency": "study: send to reply on the page's clock; latency: receipt minus the server's scheduled time through a clock offset from 50 readings over a WebSocket to /bench/clock/ws (the one with the shortest round trip; half its round trip bounds the error, metrics.clock_uncertainty_us); push: none (throughput only)",
         });
     }
     if !notes.is_empty() {

@@ -188,7 +188,7 @@ pub(crate) fn section(md: &mut String, file: &RunFile, charts: &[String]) {
          counts every message by sequence number as the drivers do, times with `performance.now()` and posts its \
          counts to `/bench/result`. One fresh browser (and profile) per case; starting it is outside the clock. \
          Study latency is send-to-reply on the page's clock; latency-scenario figures are receipt minus the \
-         server's scheduled send time through a clock offset read from `/bench/clock`, accurate to ± the \
+         server's scheduled send time through a clock offset read over a WebSocket from `/bench/clock/ws`, accurate to ± the \
          *clock ±* column; push has no browser latency (throughput only). Browsers cannot open raw TCP, so \
          there is no browser tcp case.\n\n",
         browser.len()

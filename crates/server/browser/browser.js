@@ -337,18 +337,34 @@ async function push(out, tracker, transport, timeoutMs) {
 }
 
 // The offset from performance.now() (ms) to the server's CLOCK_MONOTONIC (ms), from the
-// GET /bench/clock with the shortest round trip; half that round trip bounds its error.
-async function clockOffset() {
-  let best = null;
-  for (let i = 0; i < 25; i++) {
-    const before = performance.now();
-    const answer = await fetch("/bench/clock", { cache: "no-store" });
-    const serverMs = (await answer.json()).mono_ns / 1e6;
-    const after = performance.now();
-    const rtt = after - before;
-    if (best === null || rtt < best.rtt) best = { rtt, offset: serverMs - (before + after) / 2 };
-  }
-  return best;
+// reading with the shortest round trip over a WebSocket to /bench/clock/ws (a fetch's round
+// trip is several times longer); half that round trip bounds the offset's error.
+function clockOffset(timeoutMs) {
+  const readings = 50;
+  return withTimeout(new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl("/bench/clock/ws"));
+    let best = null;
+    let sentAt = 0;
+    let left = readings;
+    const ask = () => { sentAt = performance.now(); ws.send("t"); };
+    ws.onopen = ask;
+    ws.onmessage = (event) => {
+      const after = performance.now();
+      const serverMs = JSON.parse(event.data).mono_ns / 1e6;
+      const rtt = after - sentAt;
+      if (best === null || rtt < best.rtt) best = { rtt, offset: serverMs - (sentAt + after) / 2 };
+      left -= 1;
+      if (left > 0) {
+        ask();
+      } else {
+        ws.onclose = null;
+        ws.close();
+        resolve(best);
+      }
+    };
+    ws.onerror = () => reject(new Error("WebSocket /bench/clock/ws: error"));
+    ws.onclose = (event) => reject(new Error(`WebSocket /bench/clock/ws closed (code ${event.code})`));
+  }), timeoutMs, "clock offset");
 }
 
 // Latency: subscribe to a topic, start a paced broadcast of n messages, and take each
@@ -359,7 +375,7 @@ async function latency(out, tracker, transport, timeoutMs) {
   const payload = count("payload");
   const interval = count("interval_us");
   const topic = param("topic");
-  const clock = await clockOffset();
+  const clock = await clockOffset(timeoutMs);
   out.clock_uncertainty_us = (clock.rtt / 2) * 1000;
   let done;
   let failed;

@@ -13,7 +13,7 @@
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
 //! | `GET /feed/sse?PLAN`, `GET /feed/ws?PLAN[&after=SEQ]` | SSE, WebSocket | a live feed that drops connections every K messages and resumes after `Last-Event-ID` / `after` (the `reconnect` scenario) |
-//! | `GET /bench/browser.html`, `GET /bench/browser.js`, `POST /bench/result?run=ID`, `GET /bench/clock` | browser client | the page a headless browser runs one case in, and where it posts its result ([`BrowserRuns`]) |
+//! | `GET /bench/browser.html`, `GET /bench/browser.js`, `POST /bench/result?run=ID`, `GET /bench/clock`, `GET /bench/clock/ws` | browser client | the page a headless browser runs one case in, and where it posts its result ([`BrowserRuns`]) |
 //! | `GET /stats` | control | slow-consumer counters and the server's RSS, JSON ([`StatsSnapshot`]) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!

@@ -139,3 +139,23 @@ async fn a_result_for_an_unknown_run_is_404() {
     assert_eq!(status, 404);
     assert!(body.contains("no run `nobody`"), "{body}");
 }
+
+#[tokio::test]
+async fn the_websocket_clock_answers_every_message_with_the_monotonic_clock() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = spawn(ServerConfig::default()).unwrap();
+    let url = format!("ws://{}/bench/clock/ws", server.http_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut last = 0;
+    for _ in 0..3 {
+        ws.send(Message::text("t")).await.unwrap();
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("no clock reading")
+        };
+        let reading: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let now = reading["mono_ns"].as_u64().unwrap();
+        assert!(now > last, "{text}");
+        last = now;
+    }
+}
