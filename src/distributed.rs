@@ -400,7 +400,9 @@ fn merge_key(case: &CaseResult) -> String {
         p.rate,
         p.interval_us,
         p.tls,
-        p.client.as_deref().filter(|&c| c != pushbench::browser::RUST_CLIENT)
+        p.client
+            .as_deref()
+            .filter(|&c| c != pushbench::browser::RUST_CLIENT)
     )
 }
 
