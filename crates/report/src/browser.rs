@@ -172,8 +172,13 @@ pub(crate) fn section(md: &mut String, file: &RunFile, charts: &[String]) {
     if browser.is_empty() {
         return;
     }
-    let config = &file.run.config["browser"];
-    let version = config["version"].as_str().unwrap_or("");
+    // A merged run (`pushbench merge`) keeps each source's configuration under `merged_from`.
+    let config = &file.run.config;
+    let merged = config["merged_from"].as_array().into_iter().flatten();
+    let version = std::iter::once(&config["browser"])
+        .chain(merged.map(|source| &source["config"]["browser"]))
+        .find_map(|browser| browser["version"].as_str())
+        .unwrap_or("");
     let version = if version.is_empty() {
         "headless Chromium".to_owned()
     } else {
