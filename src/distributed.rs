@@ -384,11 +384,12 @@ pub struct MergeArgs {
 }
 
 /// What makes cases parts of the same case: everything but the client and process counts
-/// (the server measured included: cases of different servers never merge).
+/// (the server measured included: cases of different servers never merge, nor a browser's
+/// with the Rust client's).
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
         p.server,
         case.scenario,
         case.transport,
@@ -399,7 +400,10 @@ fn merge_key(case: &CaseResult) -> String {
         p.payload_bytes,
         p.rate,
         p.interval_us,
-        p.tls
+        p.tls,
+        p.client
+            .as_deref()
+            .filter(|&c| c != pushbench::browser::RUST_CLIENT)
     )
 }
 

@@ -18,6 +18,7 @@
 //! writer.finish().unwrap();
 //! ```
 
+pub mod browser;
 mod plan;
 
 use std::io;
@@ -292,14 +293,16 @@ impl RunWriter {
 }
 
 /// What tells a case from its neighbours in a table: the flush policy, the client count, or the
-/// variant; ` tls` when it ran over TLS.
+/// variant; ` tls` when it ran over TLS, ` browser` when a browser was the client.
 fn variant_label(case: &CaseResult) -> String {
-    let label = plain_variant_label(case);
+    let mut label = plain_variant_label(case);
     if case.params.tls == Some(true) {
-        format!("{label} tls")
-    } else {
-        label
+        label.push_str(" tls");
     }
+    if case.params.client.as_deref() == Some(browser::BROWSER_CLIENT) {
+        label.push_str(" browser");
+    }
+    label
 }
 
 fn plain_variant_label(case: &CaseResult) -> String {

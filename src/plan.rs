@@ -150,6 +150,20 @@ impl Plan {
         }
     }
 
+    /// Runs per case.
+    pub fn repeats(&self) -> u64 {
+        u64::from(match self {
+            Plan::Study(c) => c.repeats,
+            Plan::Push(c) => c.repeats,
+            Plan::Latency(c) => c.repeats,
+            Plan::Fanout(c) => c.repeats,
+            Plan::Roundtrip(c) => c.repeats,
+            Plan::Connect(c) => c.repeats,
+            Plan::Payload(c) => c.repeats,
+            Plan::Reconnect(c) => c.repeats,
+        })
+    }
+
     /// A rough expected duration on a 2-core machine, from per-unit costs measured there
     /// (stated up front so a long run is not a surprise; the real time is in run.json).
     pub fn expected(&self) -> Duration {

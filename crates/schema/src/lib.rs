@@ -177,6 +177,11 @@ pub struct Params {
     /// HTTP/2: the most streams the clients put on one connection (1 for HTTP/1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams_per_connection: Option<u64>,
+    /// The client that measured the case: `browser` (headless Chromium running the page
+    /// `/bench/browser.html` with its own `WebSocket`, `EventSource` and `fetch`) or `rust`
+    /// (pushbench's drivers); absent means `rust` (runs made without `--client`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -258,6 +263,10 @@ pub struct Metrics {
     /// HTTP/2, several streams share one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// Browser latency cases: the most the page's clock offset to the server's clock (and so
+    /// every latency figure) can be off by, µs: half the round trip of its best clock reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_uncertainty_us: Option<f64>,
 }
 
 /// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
@@ -537,6 +546,10 @@ pub struct CsvRow {
     pub streams_per_connection: Option<u64>,
     /// See [`Metrics::connections`].
     pub connections: Option<u64>,
+    /// See [`Params::client`].
+    pub client: Option<String>,
+    /// See [`Metrics::clock_uncertainty_us`].
+    pub clock_uncertainty_us: Option<f64>,
 }
 
 impl CsvRow {
@@ -602,6 +615,8 @@ impl CsvRow {
             http: p.http.clone(),
             streams_per_connection: p.streams_per_connection,
             connections: m.connections,
+            client: p.client.clone(),
+            clock_uncertainty_us: m.clock_uncertainty_us,
         }
     }
 }
