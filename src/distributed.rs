@@ -384,13 +384,14 @@ pub struct MergeArgs {
 }
 
 /// What makes cases parts of the same case: everything but the client and process counts
-/// (the server measured included: cases of different servers never merge, nor a browser's
-/// with the Rust client's).
+/// (the server and the network measured included: cases of different servers or emulated
+/// networks never merge, nor a browser's with the Rust client's).
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{:?}/{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
         p.server,
+        p.network,
         case.scenario,
         case.transport,
         case.variant,

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod browser;
+pub mod network;
 mod plan;
 
 use std::io;

@@ -182,6 +182,10 @@ pub struct Params {
     /// (pushbench's drivers); absent means `rust` (runs made without `--client`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The emulated network between client and server (`run --network`), normalised as
+    /// `rtt=50ms,loss=0%,rate=none`; absent for loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// Measured figures. Times in ms (whole case) or µs (per message).
@@ -550,6 +554,8 @@ pub struct CsvRow {
     pub client: Option<String>,
     /// See [`Metrics::clock_uncertainty_us`].
     pub clock_uncertainty_us: Option<f64>,
+    /// See [`Params::network`].
+    pub network: Option<String>,
 }
 
 impl CsvRow {
@@ -617,6 +623,7 @@ impl CsvRow {
             connections: m.connections,
             client: p.client.clone(),
             clock_uncertainty_us: m.clock_uncertainty_us,
+            network: p.network.clone(),
         }
     }
 }
