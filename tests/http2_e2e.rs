@@ -5,8 +5,13 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::time::Duration;
+
+use futures_util::future::join_all;
 use pushbench::Harness;
-use pushbench_core::{FanoutConfig, Transport, run_fanout};
+use pushbench_core::study::{decode_reply, encode_call};
+use pushbench_core::{Driver, FanoutConfig, Transport, run_fanout};
+use pushbench_driver_sse::SseHttp2Driver;
 use pushbench_schema::CaseResult;
 
 fn fanout(harness: &Harness, tls: bool, clients: Vec<u64>, m: u32) -> Vec<CaseResult> {
@@ -98,6 +103,44 @@ fn streams_beyond_m_open_another_connection_and_tls_negotiates_h2() {
         by_variant(&cases, "broadcast", 25).metrics.connections,
         Some(25)
     );
+}
+
+/// Each of 100 sessions sharing one connection gets its own answers: the call sent for session
+/// k comes back on stream k and nowhere else. (In fan-out every stream carries the same
+/// broadcast, so only distinct content per stream shows the streams apart.)
+#[test]
+fn each_of_a_hundred_multiplexed_sessions_gets_its_own_replies() {
+    let harness = Harness::start().unwrap();
+    let target = harness.target();
+    let driver = SseHttp2Driver::new(100);
+    harness.runtime.block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..100 {
+            sessions.push(driver.connect(&target).await.unwrap());
+        }
+        let first = sessions[0].connection_id().unwrap();
+        assert!(sessions.iter().all(|s| s.connection_id() == Some(first)));
+        let replies = join_all(sessions.iter_mut().enumerate().map(|(k, s)| async move {
+            let mut seqs = Vec::new();
+            for call in 0..3u64 {
+                let seq = k as u64 * 1000 + call;
+                s.send(&encode_call(seq, 16)).await.unwrap();
+                // A reply routed to another stream never comes: fail, do not hang.
+                let reply = tokio::time::timeout(Duration::from_secs(10), s.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("session {k}: no reply to call {seq}"))
+                    .unwrap()
+                    .unwrap();
+                seqs.push(decode_reply(&reply, 16).unwrap().seq);
+            }
+            (k, seqs)
+        }))
+        .await;
+        for (k, seqs) in replies {
+            let k = k as u64;
+            assert_eq!(seqs, [k * 1000, k * 1000 + 1, k * 1000 + 2], "session {k}");
+        }
+    });
 }
 
 #[test]
