@@ -16,7 +16,8 @@ use pushbench_server::{Access, ServerConfig, ServerTls};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast); port 0 picks a free one.
+    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast), serving HTTP/1.1 and HTTP/2 (h2c with
+    /// prior knowledge; h2 by ALPN with --tls); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     /// Raw-TCP floor address [default: the HTTP address's IP, a free port].
@@ -383,13 +384,14 @@ pub struct MergeArgs {
 }
 
 /// What makes cases parts of the same case: everything but the client and process counts
-/// (the server measured included: cases of different servers never merge, nor a browser's
-/// with the Rust client's).
+/// (the server and the network measured included: cases of different servers or emulated
+/// networks never merge, nor a browser's with the Rust client's).
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{:?}/{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
         p.server,
+        p.network,
         case.scenario,
         case.transport,
         case.variant,

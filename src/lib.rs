@@ -19,6 +19,7 @@
 //! ```
 
 pub mod browser;
+pub mod network;
 mod plan;
 
 use std::io;
@@ -321,6 +322,13 @@ fn plain_variant_label(case: &CaseResult) -> String {
     }
     match (&case.params.flush, case.params.clients) {
         (Some(flush), _) => flush.clone(),
+        (None, Some(clients)) if case.params.http.is_some() => {
+            let http = case.params.http.as_deref().unwrap_or("");
+            match case.metrics.connections {
+                Some(n) => format!("{clients} cl h{http} {n}c"),
+                None => format!("{clients} clients h{http}"),
+            }
+        }
         (None, Some(clients)) => format!("{clients} clients"),
         (None, None) => case.variant.clone(),
     }

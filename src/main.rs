@@ -15,6 +15,7 @@ use pushbench_core::{
 use pushbench_schema::{CaseResult, RunFile};
 
 mod distributed;
+mod networked;
 
 /// WebSockets or Server-Sent Events? Measures both (plus long polling and a raw-TCP floor)
 /// on an in-process server and writes results a report can be regenerated from.
@@ -48,10 +49,13 @@ enum Command {
     Drive(distributed::DriveArgs),
     /// Combine run directories losslessly: histograms merged, counts summed.
     Merge(distributed::MergeArgs),
+    /// The packet delay line of `scripts/netns.sh` (run inside its router namespace): reads
+    /// each IP packet from a TUN device and writes it back after a fixed one-way delay.
+    Delayline(networked::DelaylineArgs),
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     /// Scenario id (see `pushbench list`), or `all` for every scenario in one run.
     scenario: String,
     /// Reduced set that runs in seconds (`run all --quick`: every scenario in about 2 minutes).
@@ -219,6 +223,19 @@ struct RunArgs {
     /// reconnect: skip the no-resume variant (which shows what a reconnect loses).
     #[arg(long, help_heading = "Reconnect")]
     resume_only: bool,
+    /// fanout: also run each SSE case over HTTP/2 (variant `http2`): the clients' streams
+    /// multiplexed M per connection (h2c with prior knowledge, or h2 by ALPN with --tls),
+    /// beside HTTP/1.1's one connection per client. `--http2` alone means M = 100; at most
+    /// 256 (the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(
+        long,
+        value_name = "M",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "100",
+        help_heading = "HTTP/2"
+    )]
+    http2: Option<u32>,
     /// Who runs the clients: `rust` (pushbench's drivers), `browser` (headless Chromium
     /// loading /bench/browser.html from the in-process server and running the case with its
     /// own WebSocket, EventSource and fetch: study, push and latency over ws, sse and
@@ -231,6 +248,20 @@ struct RunArgs {
     /// naming the case [default: 120].
     #[arg(long, value_name = "S", help_heading = "Client")]
     browser_timeout_s: Option<u64>,
+    /// Measure over an emulated network, e.g. `rtt=50ms,loss=1%,rate=10mbit` (keys optional:
+    /// rtt 0ms, loss 0%, rate none). The server runs in namespace pb-server, the clients in
+    /// pb-client, joined through pb-router (scripts/netns.sh, created before and removed
+    /// after): every packet is held rtt/2 per direction by a userspace delay line (handshakes
+    /// included), dropped with probability `loss` per direction (nftables), limited to
+    /// `rate` per direction (tc tbf). Repeat the flag to measure several networks in one run;
+    /// each case records its network in params.network. Needs root, iproute2 and /dev/net/tun.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        help_heading = "Network",
+        conflicts_with_all = ["target", "tls"]
+    )]
+    network: Vec<pushbench::network::NetworkSpec>,
 }
 
 /// Which clients `--client` runs.
@@ -295,6 +326,9 @@ impl RunArgs {
                 set(&mut c.in_process_max, &self.in_process_max);
                 set(&mut c.per_process, &self.per_process);
                 set(&mut c.search_steps, &self.search_steps);
+                if self.http2.is_some() {
+                    c.http2 = self.http2;
+                }
             }
             Plan::Roundtrip(c) => {
                 set(&mut c.transports, &self.transports);
@@ -349,6 +383,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => distributed::serve(args),
         Command::Drive(args) => distributed::drive(args),
         Command::Merge(args) => distributed::merge(args),
+        Command::Delayline(args) => networked::delayline(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("pushbench: {e:#}");
@@ -379,7 +414,7 @@ fn report(dir: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
+pub(crate) fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
     let mut plans = if args.scenario == "all" {
         Plan::all(args.quick)
     } else {
@@ -405,6 +440,11 @@ fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
         };
         vec![plan]
     };
+    if args.http2.is_some() && !plans.iter().any(|p| matches!(p, Plan::Fanout(_))) {
+        anyhow::bail!(
+            "--http2 compares SSE over HTTP/1.1 and HTTP/2 in the fanout scenario: use it with `run fanout` or `run all`"
+        );
+    }
     for plan in &mut plans {
         args.apply(plan);
         plan.validate().map_err(anyhow::Error::msg)?;
@@ -461,6 +501,14 @@ impl Driver for Announced {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         self.progress.transport(self.inner.transport());
         self.inner.subscribe(target, topic)
+    }
+
+    fn http2(&self, streams_per_connection: u32) -> Option<std::sync::Arc<dyn Driver>> {
+        let inner = self.inner.http2(streams_per_connection)?;
+        Some(std::sync::Arc::new(Announced {
+            inner,
+            progress: self.progress.clone(),
+        }))
     }
 }
 
@@ -604,6 +652,9 @@ fn browser_client(
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.network.is_empty() {
+        return networked::run(&args);
+    }
     let mut plans = plans(&args)?;
     let mut browser_notes = Vec::new();
     let browser = browser_client(&args, &plans, &mut browser_notes)?;
@@ -797,7 +848,7 @@ async fn terminated() {
 }
 
 /// Exit 1 (and say so) when any case has an error or an integrity fault.
-fn flagged_exit(file: &RunFile) -> ExitCode {
+pub(crate) fn flagged_exit(file: &RunFile) -> ExitCode {
     let flagged = file.cases.iter().filter(|c| !c.is_ok()).count();
     if flagged > 0 {
         eprintln!(
@@ -817,7 +868,7 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn default_out(scenario: &str) -> PathBuf {
+pub(crate) fn default_out(scenario: &str) -> PathBuf {
     let date = pushbench_core::env::rfc3339_now();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     PathBuf::from("results").join(format!("{}-{}-{scenario}", &date[..10], host.trim()))

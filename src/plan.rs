@@ -193,7 +193,8 @@ impl Plan {
                     })
                     .sum();
                 let search = f64::from(c.search_steps) * 5.0;
-                (per + search) * c.transports.len() as f64 * f64::from(c.repeats)
+                let http2 = if c.http2.is_some() { 1.0 } else { 0.0 };
+                ((per + search) * c.transports.len() as f64 + per * http2) * f64::from(c.repeats)
             }
             Plan::Roundtrip(c) => {
                 let trips: u64 = c.clients.iter().map(|&n| n * c.round_trips).sum();

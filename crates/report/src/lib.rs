@@ -33,8 +33,10 @@
 
 mod browser;
 mod charts;
+mod http2;
 mod lines;
 mod markdown;
+mod network;
 mod scenarios;
 mod servers;
 mod study;
@@ -120,6 +122,7 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         [first, _, ..] => servers::only(&full, first),
         _ => full.clone(),
     };
+    let one_server = network::first_only(&one_server);
     let plain = tls::main_cases(&one_server);
     let main = browser::main_cases(&plain);
     let file: &RunFile = &main;
@@ -129,15 +132,18 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(file),
         push_charts(file),
     ];
-    let (lines, mut bars) = scenarios::charts(file);
+    let (mut lines, mut bars) = scenarios::charts(file);
+    lines.extend(http2::charts(file));
     bars.extend(servers::charts(&full));
     bars.extend(browser::charts(&plain));
+    let network_charts = network::charts(&full);
     let mut charts = Vec::new();
     let mut names = Vec::new();
     let more = lines
         .iter()
         .map(|c| c as &dyn ErasedChart)
-        .chain(bars.iter().map(|c| c as &dyn ErasedChart));
+        .chain(bars.iter().map(|c| c as &dyn ErasedChart))
+        .chain(network_charts.iter().map(|c| c as &dyn ErasedChart));
     for chart in all.iter().flatten().map(|c| c.as_ref()).chain(more) {
         names.push(chart.name());
         charts.extend(chart.write(dir)?);
@@ -146,6 +152,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
     let mut md = markdown::report(&one_server, file, &names);
     let mut compared = String::new();
     servers::compared(&mut compared, &full);
+    let mut networks = String::new();
+    network::section(&mut networks, &full, &names);
     if !compared.is_empty() {
         let note = format!(
             "> This run holds cases of {} servers ({}); the sections below show {}'s, and \
@@ -163,6 +171,13 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
             .or_else(|| md.rfind("\n---\n"))
             .map_or(md.len(), |i| i + 1);
         md.insert_str(at, &compared);
+    }
+    if !networks.is_empty() {
+        let at = md
+            .find("\n## Integrity\n")
+            .or_else(|| md.rfind("\n---\n"))
+            .map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &networks);
     }
     write_atomic(&report, md.as_bytes()).map_err(|source| ReportError::Io {
         path: report.clone(),

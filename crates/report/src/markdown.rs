@@ -110,6 +110,7 @@ pub(crate) fn report(file: &RunFile, main: &RunFile, charts: &[String]) -> Strin
     crate::scenarios::sections(&mut md, main, charts);
     roundtrip(&mut md, main, charts);
     crate::tls::section(&mut md, file);
+    crate::http2::section(&mut md, main, charts);
     crate::browser::section(&mut md, file, charts);
     integrity(&mut md, file, &flagged);
     all_cases(&mut md, file, &StudyView::new(file));
