@@ -653,6 +653,11 @@ fn browser_client(
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.network.is_empty() {
+        if matches!(args.client, Some(ClientRuns::Browser | ClientRuns::Both)) {
+            anyhow::bail!(
+                "--client browser runs against the in-process server, and --network measures a server in another namespace: use them in separate runs"
+            );
+        }
         return networked::run(&args);
     }
     let mut plans = plans(&args)?;
