@@ -477,3 +477,20 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(crate::flagged_exit(&merged))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_case_never_merges_with_the_rust_clients() {
+        let mut rust = CaseResult::new("study", "ws", "sequential");
+        rust.params.n = Some(100);
+        let mut named = rust.clone();
+        named.params.client = Some("rust".into());
+        let mut browser = rust.clone();
+        browser.params.client = Some("browser".into());
+        assert_eq!(merge_key(&rust), merge_key(&named), "absent means rust");
+        assert_ne!(merge_key(&rust), merge_key(&browser));
+    }
+}

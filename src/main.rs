@@ -630,13 +630,16 @@ fn browser_client(
                 }
                 _ => "the browser client runs study, push and latency",
             };
-            if which == ClientRuns::Browser {
-                anyhow::bail!(
+            match (which, args.scenario.as_str()) {
+                (ClientRuns::Browser, "all") => {
+                    notes.push(format!("{}: skipped ({why})", plan.id()));
+                }
+                (ClientRuns::Browser, _) => anyhow::bail!(
                     "--client browser: `{}` has no browser cases ({why})",
                     plan.id()
-                );
+                ),
+                _ => notes.push(format!("{}: Rust clients only ({why})", plan.id())),
             }
-            notes.push(format!("{}: Rust clients only ({why})", plan.id()));
         }
     }
     notes.push(
@@ -650,6 +653,11 @@ fn browser_client(
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.network.is_empty() {
+        if matches!(args.client, Some(ClientRuns::Browser | ClientRuns::Both)) {
+            anyhow::bail!(
+                "--client browser runs against the in-process server, and --network measures a server in another namespace: use them in separate runs"
+            );
+        }
         return networked::run(&args);
     }
     let mut plans = plans(&args)?;
@@ -701,8 +709,21 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_out(&args.scenario));
     let mut writer = RunWriter::create(&out, config)?;
-    let expected: Duration =
-        plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
+    let expected: Duration = plans
+        .iter()
+        .map(|p| {
+            if runs_rust {
+                p.expected()
+            } else {
+                Duration::ZERO
+            }
+        })
+        .sum::<Duration>()
+        * targets.len() as u32
+        + match &browser {
+            Some(_) => plans.iter().map(browser::expected).sum(),
+            None => Duration::ZERO,
+        };
     let browser_groups = |plan: &Plan| match &browser {
         Some(_) => browser::browser_groups(plan).len() as u64 * plan.repeats(),
         None => 0,

@@ -68,6 +68,30 @@ fn client_browser_refuses_scenarios_without_browser_cases() {
     assert!(stderr.contains("`fanout` has no browser cases"), "{stderr}");
 }
 
+#[test]
+fn client_browser_refuses_an_emulated_network() {
+    let output = pushbench(
+        &[
+            "run",
+            "study",
+            "--quick",
+            "--client",
+            "both",
+            "--network",
+            "rtt=10ms",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        stderr.contains("--client browser runs against the in-process server"),
+        "{stderr}"
+    );
+}
+
 /// A stand-in for Chromium that never loads the page: it starts a child and sleeps, writing
 /// both process ids to `pids`.
 fn silent_browser(dir: &Path) -> (PathBuf, PathBuf) {
