@@ -16,7 +16,8 @@ use pushbench_server::{Access, ServerConfig, ServerTls};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast); port 0 picks a free one.
+    /// HTTP address (/ws, /sse, /poll, /rpc, /broadcast), serving HTTP/1.1 and HTTP/2 (h2c with
+    /// prior knowledge; h2 by ALPN with --tls); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     /// Raw-TCP floor address [default: the HTTP address's IP, a free port].
@@ -383,12 +384,12 @@ pub struct MergeArgs {
 }
 
 /// What makes cases parts of the same case: everything but the client and process counts
-/// (the server and the network measured included: cases of different servers or
-/// emulated networks never merge).
+/// (the server and the network measured included: cases of different servers or emulated
+/// networks never merge, nor a browser's with the Rust client's).
 fn merge_key(case: &CaseResult) -> String {
     let p = &case.params;
     format!(
-        "{:?}/{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
+        "{:?}/{:?}/{}/{}/{}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}/{:?}",
         p.server,
         p.network,
         case.scenario,
@@ -400,7 +401,10 @@ fn merge_key(case: &CaseResult) -> String {
         p.payload_bytes,
         p.rate,
         p.interval_us,
-        p.tls
+        p.tls,
+        p.client
+            .as_deref()
+            .filter(|&c| c != pushbench::browser::RUST_CLIENT)
     )
 }
 
@@ -472,4 +476,21 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(crate::flagged_exit(&merged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_case_never_merges_with_the_rust_clients() {
+        let mut rust = CaseResult::new("study", "ws", "sequential");
+        rust.params.n = Some(100);
+        let mut named = rust.clone();
+        named.params.client = Some("rust".into());
+        let mut browser = rust.clone();
+        browser.params.client = Some("browser".into());
+        assert_eq!(merge_key(&rust), merge_key(&named), "absent means rust");
+        assert_ne!(merge_key(&rust), merge_key(&browser));
+    }
 }

@@ -18,6 +18,7 @@
 //! writer.finish().unwrap();
 //! ```
 
+pub mod browser;
 pub mod network;
 mod plan;
 
@@ -293,14 +294,16 @@ impl RunWriter {
 }
 
 /// What tells a case from its neighbours in a table: the flush policy, the client count, or the
-/// variant; ` tls` when it ran over TLS.
+/// variant; ` tls` when it ran over TLS, ` browser` when a browser was the client.
 fn variant_label(case: &CaseResult) -> String {
-    let label = plain_variant_label(case);
+    let mut label = plain_variant_label(case);
     if case.params.tls == Some(true) {
-        format!("{label} tls")
-    } else {
-        label
+        label.push_str(" tls");
     }
+    if case.params.client.as_deref() == Some(browser::BROWSER_CLIENT) {
+        label.push_str(" browser");
+    }
+    label
 }
 
 fn plain_variant_label(case: &CaseResult) -> String {
@@ -319,6 +322,13 @@ fn plain_variant_label(case: &CaseResult) -> String {
     }
     match (&case.params.flush, case.params.clients) {
         (Some(flush), _) => flush.clone(),
+        (None, Some(clients)) if case.params.http.is_some() => {
+            let http = case.params.http.as_deref().unwrap_or("");
+            match case.metrics.connections {
+                Some(n) => format!("{clients} cl h{http} {n}c"),
+                None => format!("{clients} clients h{http}"),
+            }
+        }
         (None, Some(clients)) => format!("{clients} clients"),
         (None, None) => case.variant.clone(),
     }

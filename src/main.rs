@@ -7,11 +7,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
+use pushbench::browser::{self, BrowserClient};
 use pushbench::{Harness, Plan, RunWriter, summary_table};
 use pushbench_core::{
     CATALOGUE, Driver, DriverError, Flush, RunEvent, Session, Target, Transport, scenario,
 };
-use pushbench_schema::RunFile;
+use pushbench_schema::{CaseResult, RunFile};
 
 mod distributed;
 mod networked;
@@ -222,6 +223,31 @@ pub(crate) struct RunArgs {
     /// reconnect: skip the no-resume variant (which shows what a reconnect loses).
     #[arg(long, help_heading = "Reconnect")]
     resume_only: bool,
+    /// fanout: also run each SSE case over HTTP/2 (variant `http2`): the clients' streams
+    /// multiplexed M per connection (h2c with prior knowledge, or h2 by ALPN with --tls),
+    /// beside HTTP/1.1's one connection per client. `--http2` alone means M = 100; at most
+    /// 256 (the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(
+        long,
+        value_name = "M",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "100",
+        help_heading = "HTTP/2"
+    )]
+    http2: Option<u32>,
+    /// Who runs the clients: `rust` (pushbench's drivers), `browser` (headless Chromium
+    /// loading /bench/browser.html from the in-process server and running the case with its
+    /// own WebSocket, EventSource and fetch: study, push and latency over ws, sse and
+    /// longpoll; install it with scripts/install-browser.sh), or `both` (the same cases by
+    /// each client in one run, so the report compares them) [default: rust]. Cases record it in
+    /// `params.client`.
+    #[arg(long, value_enum, value_name = "WHO", help_heading = "Client")]
+    client: Option<ClientRuns>,
+    /// browser: seconds one browser case may take, Chromium's start included, before it fails
+    /// naming the case [default: 120].
+    #[arg(long, value_name = "S", help_heading = "Client")]
+    browser_timeout_s: Option<u64>,
     /// Measure over an emulated network, e.g. `rtt=50ms,loss=1%,rate=10mbit` (keys optional:
     /// rtt 0ms, loss 0%, rate none). The server runs in namespace pb-server, the clients in
     /// pb-client, joined through pb-router (scripts/netns.sh, created before and removed
@@ -236,6 +262,17 @@ pub(crate) struct RunArgs {
         conflicts_with_all = ["target", "tls"]
     )]
     network: Vec<pushbench::network::NetworkSpec>,
+}
+
+/// Which clients `--client` runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientRuns {
+    /// pushbench's Rust drivers.
+    Rust,
+    /// Headless Chromium.
+    Browser,
+    /// Both, the same cases by each.
+    Both,
 }
 
 /// Which cases `--tls` measures over TLS.
@@ -289,6 +326,9 @@ impl RunArgs {
                 set(&mut c.in_process_max, &self.in_process_max);
                 set(&mut c.per_process, &self.per_process);
                 set(&mut c.search_steps, &self.search_steps);
+                if self.http2.is_some() {
+                    c.http2 = self.http2;
+                }
             }
             Plan::Roundtrip(c) => {
                 set(&mut c.transports, &self.transports);
@@ -400,6 +440,11 @@ pub(crate) fn plans(args: &RunArgs) -> anyhow::Result<Vec<Plan>> {
         };
         vec![plan]
     };
+    if args.http2.is_some() && !plans.iter().any(|p| matches!(p, Plan::Fanout(_))) {
+        anyhow::bail!(
+            "--http2 compares SSE over HTTP/1.1 and HTTP/2 in the fanout scenario: use it with `run fanout` or `run all`"
+        );
+    }
     for plan in &mut plans {
         args.apply(plan);
         plan.validate().map_err(anyhow::Error::msg)?;
@@ -456,6 +501,14 @@ impl Driver for Announced {
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>> {
         self.progress.transport(self.inner.transport());
         self.inner.subscribe(target, topic)
+    }
+
+    fn http2(&self, streams_per_connection: u32) -> Option<std::sync::Arc<dyn Driver>> {
+        let inner = self.inner.http2(streams_per_connection)?;
+        Some(std::sync::Arc::new(Announced {
+            inner,
+            progress: self.progress.clone(),
+        }))
     }
 }
 
@@ -549,12 +602,73 @@ fn harness(args: &RunArgs, plans: &mut [Plan]) -> anyhow::Result<(Harness, Vec<S
     Ok((harness, notes))
 }
 
+/// The browser client `--client browser|both` asks for, after checking that it can run the
+/// plans (`notes` says what it leaves to the Rust drivers); `None` for `--client rust`.
+fn browser_client(
+    args: &RunArgs,
+    plans: &[Plan],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<BrowserClient>> {
+    let Some(which @ (ClientRuns::Browser | ClientRuns::Both)) = args.client else {
+        return Ok(None);
+    };
+    if args.target.is_some() {
+        anyhow::bail!(
+            "--client browser loads its page from pushbench's in-process server, so it does not go with --target"
+        );
+    }
+    if args.tls.is_some() {
+        anyhow::bail!(
+            "--client browser runs over plain HTTP (the browser would not trust the self-signed certificate); drop --tls"
+        );
+    }
+    for plan in plans {
+        if browser::browser_groups(plan).is_empty() {
+            let why = match plan {
+                Plan::Latency(_) => {
+                    "a browser runs latency with one client only: include 1 in --clients"
+                }
+                _ => "the browser client runs study, push and latency",
+            };
+            match (which, args.scenario.as_str()) {
+                (ClientRuns::Browser, "all") => {
+                    notes.push(format!("{}: skipped ({why})", plan.id()));
+                }
+                (ClientRuns::Browser, _) => anyhow::bail!(
+                    "--client browser: `{}` has no browser cases ({why})",
+                    plan.id()
+                ),
+                _ => notes.push(format!("{}: Rust clients only ({why})", plan.id())),
+            }
+        }
+    }
+    notes.push(
+        "browser cases: ws, sse and longpoll only (a browser cannot open raw TCP); study's sequential variant; latency with one client"
+            .into(),
+    );
+    let exe = browser::find_chromium()?;
+    let timeout = Duration::from_secs(args.browser_timeout_s.unwrap_or(120).max(1));
+    Ok(Some(BrowserClient::new(exe, timeout)))
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.network.is_empty() {
+        if matches!(args.client, Some(ClientRuns::Browser | ClientRuns::Both)) {
+            anyhow::bail!(
+                "--client browser runs against the in-process server, and --network measures a server in another namespace: use them in separate runs"
+            );
+        }
         return networked::run(&args);
     }
     let mut plans = plans(&args)?;
-    let (mut harness, notes) = harness(&args, &mut plans)?;
+    let mut browser_notes = Vec::new();
+    let browser = browser_client(&args, &plans, &mut browser_notes)?;
+    let (mut harness, mut notes) = harness(&args, &mut plans)?;
+    for note in &browser_notes {
+        eprintln!("pushbench: note: {note}");
+    }
+    notes.extend(browser_notes);
+    let runs_rust = args.client != Some(ClientRuns::Browser);
     let targets: Vec<Target> = match (args.tls, harness.tls_target()) {
         (Some(TlsRuns::Only), Some(tls)) => vec![tls],
         (Some(TlsRuns::Both), Some(tls)) => vec![harness.target(), tls],
@@ -575,6 +689,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             TlsRuns::Both => "every case plain, then over TLS (params.tls marks the TLS cases)",
         });
     }
+    if let Some(browser) = &browser {
+        config["browser"] = serde_json::json!({
+            "exe": browser.exe.display().to_string(),
+            "version": browser::chromium_version(&browser.exe),
+            "flags": browser::CHROMIUM_FLAGS,
+            "profile": "a fresh --user-data-dir per case (temporary directory)",
+            "page": "GET /bench/browser.html?run=ID&<case>; browser.js speaks docs/PROTOCOL.md with the browser's WebSocket, EventSource and fetch, times with performance.now(), posts its counts and latencies to POST /bench/result?run=ID",
+            "one_browser_per_case": true,
+            "case_timeout_s": browser.case_timeout.as_secs(),
+            "latency": "study: send to reply on the page's clock; latency: receipt minus the server's scheduled time through a clock offset from 50 readings over a WebSocket to /bench/clock/ws (the one with the shortest round trip; half its round trip bounds the error, metrics.clock_uncertainty_us); push: none (throughput only)",
+        });
+    }
     if !notes.is_empty() {
         config["notes"] = serde_json::json!(notes);
     }
@@ -583,8 +709,26 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_out(&args.scenario));
     let mut writer = RunWriter::create(&out, config)?;
-    let expected: Duration =
-        plans.iter().map(Plan::expected).sum::<Duration>() * targets.len() as u32;
+    let expected: Duration = plans
+        .iter()
+        .map(|p| {
+            if runs_rust {
+                p.expected()
+            } else {
+                Duration::ZERO
+            }
+        })
+        .sum::<Duration>()
+        * targets.len() as u32
+        + match &browser {
+            Some(_) => plans.iter().map(browser::expected).sum(),
+            None => Duration::ZERO,
+        };
+    let browser_groups = |plan: &Plan| match &browser {
+        Some(_) => browser::browser_groups(plan).len() as u64 * plan.repeats(),
+        None => 0,
+    };
+    let rust_groups = |plan: &Plan| if runs_rust { plan.total() } else { 0 };
     eprintln!(
         "pushbench: running {} (expected about {}; results in {})",
         plans.iter().map(Plan::id).collect::<Vec<_>>().join(", "),
@@ -594,7 +738,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(plans.iter().map(Plan::total).sum::<u64>() * targets.len() as u64)
+        ProgressBar::new(
+            plans.iter().map(rust_groups).sum::<u64>() * targets.len() as u64
+                + plans.iter().map(browser_groups).sum::<u64>(),
+        )
     };
     bar.set_style(
         ProgressStyle::with_template(
@@ -619,27 +766,55 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .flat_map(|plan| targets.iter().map(move |t| (plan, t)));
         for (plan, target) in jobs {
-            let offset = writer.file().cases.len();
-            let over = if target.tls.is_some() { " (TLS)" } else { "" };
-            let mut on_event = |event: RunEvent<'_>| match event {
-                RunEvent::GroupStarted { label, done, .. } => {
-                    bar.set_position((finished_groups + done) as u64);
-                    progress.group(format!("{label}{over}"));
-                }
-                RunEvent::CaseMeasured { index, case } => {
-                    if let Err(e) = writer.set(offset + index, case.clone()) {
-                        write_error.get_or_insert(e);
+            // The browser runs each plan once, over plain HTTP, after the Rust clients.
+            let browser = browser.as_ref().filter(|_| target.tls.is_none());
+            let sides = [runs_rust.then_some(None), browser.map(Some)];
+            for side in sides.into_iter().flatten() {
+                let offset = writer.file().cases.len();
+                let over = if target.tls.is_some() { " (TLS)" } else { "" };
+                let client = match (side, args.client) {
+                    (Some(_), _) => Some(browser::BROWSER_CLIENT),
+                    (None, Some(_)) => Some(browser::RUST_CLIENT),
+                    (None, None) => None,
+                };
+                let mut on_event = |event: RunEvent<'_>| match event {
+                    RunEvent::GroupStarted { label, done, .. } => {
+                        bar.set_position((finished_groups + done) as u64);
+                        progress.group(format!("{label}{over}"));
                     }
+                    RunEvent::CaseMeasured { index, case } => {
+                        let mut case = case.clone();
+                        case.params.client = client.map(str::to_owned);
+                        if let Err(e) = writer.set(offset + index, case) {
+                            write_error.get_or_insert(e);
+                        }
+                    }
+                };
+                let groups = match side {
+                    Some(_) => browser_groups(plan),
+                    None => plan.total(),
+                };
+                let work: futures_util::future::LocalBoxFuture<'_, Vec<CaseResult>> =
+                    match (side, &harness.server) {
+                        (Some(browser), Some(server)) => {
+                            Box::pin(browser.run_plan(plan, server, &mut on_event))
+                        }
+                        // browser_client() refuses --target, so the server is there.
+                        (Some(_), None) => Box::pin(async { Vec::new() }),
+                        (None, _) => Box::pin(plan.run_on(&harness, target, &mut on_event)),
+                    };
+                let stopped = tokio::select! {
+                    _ = work => false,
+                    _ = tokio::signal::ctrl_c() => true,
+                    // A browser runs in its own process group: on SIGTERM too, stop the case
+                    // (which kills the group) rather than die and leave it behind.
+                    _ = terminated() => true,
+                };
+                if stopped {
+                    return true;
                 }
-            };
-            let stopped = tokio::select! {
-                _ = plan.run_on(&harness, target, &mut on_event) => false,
-                _ = tokio::signal::ctrl_c() => true,
-            };
-            if stopped {
-                return true;
+                finished_groups += groups as usize;
             }
-            finished_groups += plan.total() as usize;
         }
         false
     });
@@ -665,6 +840,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         out.display()
     );
     Ok(flagged_exit(&file))
+}
+
+/// Resolves on SIGTERM (never, if the handler cannot be installed).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Exit 1 (and say so) when any case has an error or an integrity fault.

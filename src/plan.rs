@@ -150,6 +150,20 @@ impl Plan {
         }
     }
 
+    /// Runs per case.
+    pub fn repeats(&self) -> u64 {
+        u64::from(match self {
+            Plan::Study(c) => c.repeats,
+            Plan::Push(c) => c.repeats,
+            Plan::Latency(c) => c.repeats,
+            Plan::Fanout(c) => c.repeats,
+            Plan::Roundtrip(c) => c.repeats,
+            Plan::Connect(c) => c.repeats,
+            Plan::Payload(c) => c.repeats,
+            Plan::Reconnect(c) => c.repeats,
+        })
+    }
+
     /// A rough expected duration on a 2-core machine, from per-unit costs measured there
     /// (stated up front so a long run is not a surprise; the real time is in run.json).
     pub fn expected(&self) -> Duration {
@@ -179,7 +193,8 @@ impl Plan {
                     })
                     .sum();
                 let search = f64::from(c.search_steps) * 5.0;
-                (per + search) * c.transports.len() as f64 * f64::from(c.repeats)
+                let http2 = if c.http2.is_some() { 1.0 } else { 0.0 };
+                ((per + search) * c.transports.len() as f64 + per * http2) * f64::from(c.repeats)
             }
             Plan::Roundtrip(c) => {
                 let trips: u64 = c.clients.iter().map(|&n| n * c.round_trips).sum();

@@ -335,11 +335,20 @@ pub async fn run_broadcast_case(
         .collect()
         .await;
     let (mut up, mut down) = (0, 0);
+    let mut connections = Some(std::collections::HashSet::new());
     for session in &subscribers.sessions {
         let wire = session.wire();
         up += wire.up;
         down += wire.down;
+        // Counted only when every session says which connection carries it.
+        match (session.connection_id(), connections.as_mut()) {
+            (Some(id), Some(ids)) => {
+                ids.insert(id);
+            }
+            _ => connections = None,
+        }
     }
+    case.metrics.connections = connections.map(|ids| ids.len() as u64);
     close_all(subscribers.sessions, spec.timeout()).await;
 
     let mut integrity = Integrity::default();
@@ -656,9 +665,17 @@ pub async fn run_fanout(
         p => format!("fanout clients={clients} in {p} driver processes"),
     };
     let run = async |&clients: &u64| {
-        let mut out = Vec::with_capacity(config.transports.len());
+        let mut out = Vec::with_capacity(config.transports.len() + 1);
         for &t in &config.transports {
-            out.push(one(t, clients, "broadcast").await);
+            let mut measured = one(t, clients, "broadcast").await;
+            if let (Some(_), Transport::Sse) = (config.http2, t) {
+                measured.case.params.http = Some("1.1".into());
+                measured.case.params.streams_per_connection = Some(1);
+            }
+            out.push(measured);
+        }
+        if let Some(m) = config.http2 {
+            out.push(run_http2_case(drivers, target, &spec(clients, "http2"), m).await);
         }
         out
     };
@@ -666,7 +683,7 @@ pub async fn run_fanout(
     for &t in &config.transports {
         let mut points: Vec<(u64, bool)> = results
             .iter()
-            .filter(|c| c.transport == t.id())
+            .filter(|c| c.transport == t.id() && c.variant != "http2")
             .filter_map(|c| Some((c.params.clients?, passes(c))))
             .collect();
         for _ in 0..config.search_steps {
@@ -687,6 +704,35 @@ pub async fn run_fanout(
         }
     }
     results
+}
+
+/// Runs one fan-out case of SSE over HTTP/2, `streams_per_connection` streams per connection,
+/// in this process: its ceil(C / M) connections need few descriptors on either side.
+async fn run_http2_case(
+    drivers: &DriverSet,
+    target: &Target,
+    spec: &BroadcastSpec,
+    streams_per_connection: u32,
+) -> Measurement {
+    let mut measured = match drivers
+        .get(Transport::Sse)
+        .and_then(|d| d.http2(streams_per_connection))
+    {
+        Some(driver) => run_broadcast_case(driver.as_ref(), target, spec).await,
+        None => {
+            let mut case = CaseResult::new(&spec.scenario, Transport::Sse.id(), &spec.variant);
+            case.params.clients = Some(spec.clients);
+            case.params.n = Some(spec.n);
+            case.error = Some("the SSE driver of this run has no HTTP/2 mode".into());
+            Measurement {
+                case,
+                latency: LatencyHistogram::new(),
+            }
+        }
+    };
+    measured.case.params.http = Some("2".into());
+    measured.case.params.streams_per_connection = Some(u64::from(streams_per_connection));
+    measured
 }
 
 /// True when a fan-out case delivered everything with a p99 under 100 ms.

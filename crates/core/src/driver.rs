@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -156,6 +157,14 @@ pub trait Driver: Send + Sync {
         target: &'a Target,
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn Session>, DriverError>>;
+
+    /// A fresh driver of the same transport over HTTP/2, whose sessions share connections,
+    /// `streams_per_connection` streams each; `None` if the transport has no such mode (only
+    /// SSE has). Each driver it returns opens its own connections.
+    fn http2(&self, streams_per_connection: u32) -> Option<Arc<dyn Driver>> {
+        let _ = streams_per_connection;
+        None
+    }
 }
 
 /// An open client session. Messages are opaque bytes here; scenarios encode and check them.
@@ -171,6 +180,13 @@ pub trait Session: Send {
 
     /// Closes the session politely (WS close frame, session delete, ...).
     fn close(self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>>;
+
+    /// The id of the connection that carries what this session receives
+    /// ([`crate::http::next_connection_id`]): sessions multiplexed over one HTTP/2 connection
+    /// share it, so a run counts the connections it opened. `None` where not tracked.
+    fn connection_id(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Opens a TCP connection to `addr` from the target's source address, with `TCP_NODELAY`

@@ -1,20 +1,35 @@
-//! A minimal HTTP/1.1 client connection on hyper, shared by the SSE and long-polling drivers.
-//! One [`Http1Connection`] is one TCP connection, as a browser would hold it; its bytes are
-//! counted by the session's [`WireCounter`].
+//! Minimal HTTP client connections on hyper, shared by the SSE and long-polling drivers.
+//! One [`Http1Connection`] is one TCP connection, as a browser would hold it; one
+//! [`Http2Connection`] is one TCP connection carrying many streams (h2c with prior knowledge,
+//! or h2 over TLS chosen by ALPN). Their bytes are counted by a [`WireCounter`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinHandle;
 
 use crate::driver::{DriverError, Target};
-use crate::tls::connect_stream;
+use crate::tls::{ALPN_H2, ClientStream, connect_stream};
 use crate::wire::WireCounter;
+
+/// Streams one HTTP/2 connection of pushbench's server may have open at once (its
+/// `SETTINGS_MAX_CONCURRENT_STREAMS`), so the most a client puts on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// A number naming one client connection of this process, so sessions can tell whether they
+/// share one (HTTP/2) and a run can count the connections it opened.
+pub fn next_connection_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
@@ -24,6 +39,7 @@ pub struct Http1Connection {
     /// `Bearer TOKEN` when the target has a token.
     authorization: Option<HeaderValue>,
     driver: JoinHandle<()>,
+    id: u64,
 }
 
 impl Http1Connection {
@@ -44,7 +60,13 @@ impl Http1Connection {
             host: addr.to_string(),
             authorization: bearer(target)?,
             driver,
+            id: next_connection_id(),
         })
+    }
+
+    /// This connection's [`next_connection_id`].
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Sends a request accepting `accept`; returns the response head with its streaming body.
@@ -121,6 +143,99 @@ impl Http1Connection {
 impl Drop for Http1Connection {
     fn drop(&mut self) {
         self.driver.abort();
+    }
+}
+
+/// One HTTP/2 connection: h2c with prior knowledge on plain TCP, h2 over TLS (the driver offers
+/// only `h2` by ALPN and fails if the server does not choose it). Clones share the connection;
+/// each [`request`](Self::request) is a new stream on it. The connection closes when the last
+/// clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Http2Connection {
+    sender: http2::SendRequest<Full<Bytes>>,
+    /// `http://ADDR` or `https://ADDR`: HTTP/2 requests carry scheme and authority.
+    origin: String,
+    authorization: Option<HeaderValue>,
+    _driver: Arc<AbortOnDrop>,
+    id: u64,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Http2Connection {
+    /// Connects to the target's HTTP listener (TCP_NODELAY on; TLS with ALPN `h2` when the
+    /// target says so) and runs the HTTP/2 handshake, counting bytes in `counter`.
+    pub async fn connect(target: &Target, counter: &WireCounter) -> Result<Self, DriverError> {
+        let addr = target.http;
+        let mut h2_target = target.clone();
+        h2_target.tls = target.tls.as_ref().map(|tls| tls.for_h2());
+        let stream = connect_stream(addr, &h2_target, counter).await?;
+        if let ClientStream::Tls(tls) = &stream {
+            let chosen = tls.get_ref().1.alpn_protocol();
+            if chosen != Some(ALPN_H2) {
+                return Err(DriverError::Handshake {
+                    what: format!("HTTP/2 connection to {addr}"),
+                    reason: format!(
+                        "the server did not choose h2 by ALPN (it chose {})",
+                        chosen.map_or("nothing".into(), |p| String::from_utf8_lossy(p)
+                            .into_owned())
+                    ),
+                });
+            }
+        }
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| DriverError::Handshake {
+                what: format!("HTTP/2 connection to {addr}"),
+                reason: e.to_string(),
+            })?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Http2Connection {
+            sender,
+            origin: format!("{}://{addr}", target.http_scheme()),
+            authorization: bearer(target)?,
+            _driver: Arc::new(AbortOnDrop(driver)),
+            id: next_connection_id(),
+        })
+    }
+
+    /// This connection's [`next_connection_id`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Opens a stream: `GET path` accepting `accept`; returns the response head with its
+    /// streaming body.
+    pub async fn get(&self, path: &str, accept: &str) -> Result<Response<Incoming>, DriverError> {
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.origin))
+            .header(http::header::ACCEPT, accept);
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = builder
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| DriverError::Protocol(format!("cannot build GET {path}: {e}")))?;
+        let mut sender = self.sender.clone();
+        sender
+            .ready()
+            .await
+            .map_err(|e| exchange_error(&Method::GET, path, e))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| exchange_error(&Method::GET, path, e))
     }
 }
 

@@ -29,8 +29,8 @@ pub use broadcast::{
 pub use driver::{Driver, DriverError, Session, Target, connect_tcp, open_files_limit};
 pub use env::capture_run_info;
 pub use runner::{
-    DriverSet, Measurement, RunEvent, combine, run_payload, run_push, run_push_case, run_roundtrip,
-    run_roundtrip_case, run_study, run_study_case, run_study_group,
+    DriverSet, Measurement, RunEvent, combine, run_groups, run_payload, run_push, run_push_case,
+    run_roundtrip, run_roundtrip_case, run_study, run_study_case, run_study_group,
 };
 pub use scenario::{
     CATALOGUE, ConnectConfig, FanoutConfig, LatencyConfig, PayloadConfig, PushConfig,

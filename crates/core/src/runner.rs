@@ -439,7 +439,7 @@ pub async fn run_roundtrip_case(
 
 /// Runs each group `repeats` times; after every run, re-combines each of the group's cases
 /// and reports it, so an interrupted run keeps every run that finished.
-pub(crate) async fn run_groups<G>(
+pub async fn run_groups<G>(
     groups: &[G],
     repeats: u32,
     label: impl Fn(&G) -> String,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::MAX_STREAMS_PER_CONNECTION;
 use crate::study::Flush;
 use crate::transport::Transport;
 
@@ -445,6 +446,10 @@ pub struct FanoutConfig {
     pub repeats: u32,
     /// How long a client waits for the next message before the case fails, ms.
     pub timeout_ms: u64,
+    /// Also run every SSE case over HTTP/2 (variant `http2`), this many streams per
+    /// connection; `None` runs HTTP/1.1 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2: Option<u32>,
 }
 
 impl Default for FanoutConfig {
@@ -460,6 +465,7 @@ impl Default for FanoutConfig {
             search_steps: 3,
             repeats: 1,
             timeout_ms: 20_000,
+            http2: None,
         }
     }
 }
@@ -493,6 +499,19 @@ impl FanoutConfig {
         }
         if self.per_process == 0 || self.in_process_max == 0 {
             return Err("fanout.per_process and fanout.in_process_max must be above 0".into());
+        }
+        if let Some(m) = self.http2 {
+            if m == 0 || m > MAX_STREAMS_PER_CONNECTION {
+                return Err(format!(
+                    "fanout.http2 (streams per HTTP/2 connection) must be 1 to {MAX_STREAMS_PER_CONNECTION} (the server's SETTINGS_MAX_CONCURRENT_STREAMS), got {m}"
+                ));
+            }
+            if !self.transports.contains(&Transport::Sse) {
+                return Err(
+                    "fanout.http2 compares SSE over HTTP/1.1 and HTTP/2: add sse to the transports"
+                        .into(),
+                );
+            }
         }
         check_payload("fanout", self.payload_bytes)
     }

@@ -24,8 +24,11 @@ use tokio_rustls::client::TlsStream;
 use crate::driver::{DriverError, Target, connect_tcp};
 use crate::wire::{CountingStream, WireCounter};
 
-/// The ALPN protocol both sides offer: every pushbench HTTP exchange is HTTP/1.1.
+/// The ALPN protocol of HTTP/1.1, which every pushbench driver offers but HTTP/2 SSE.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+/// The ALPN protocol of HTTP/2 over TLS, which the server offers first and the HTTP/2 SSE
+/// driver alone.
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// Why a TLS setting could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +145,17 @@ impl TlsClient {
             config: Arc::new(config),
             server_name: None,
             trust,
+        }
+    }
+
+    /// The same trust, offering only `h2` by ALPN (for HTTP/2 connections).
+    pub fn for_h2(&self) -> TlsClient {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        TlsClient {
+            config: Arc::new(config),
+            server_name: self.server_name.clone(),
+            trust: self.trust,
         }
     }
 

@@ -12,8 +12,10 @@
 //! ```
 
 mod feed;
+mod h2;
 pub mod parser;
 mod session;
 
+pub use h2::SseHttp2Driver;
 pub use parser::{MAX_EVENT_BYTES, SseError, SseEvent, SseParser};
 pub use session::SseDriver;

@@ -1,6 +1,8 @@
 //! The SSE session: `GET /sse?session=new` held open on one connection (events parsed incrementally), and
 //! each call sent as `POST /rpc?session=ID` on a second, as SignalR and browsers do.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::Method;
@@ -9,17 +11,20 @@ use hyper::body::Incoming;
 use pushbench_core::http::{Http1Connection, RpcUpstream, status_error};
 use pushbench_core::{Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts};
 
+use crate::h2::SseHttp2Driver;
 use crate::parser::{SseEvent, SseParser};
 
 /// The Server-Sent Events driver.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SseDriver;
 
-struct SseSession {
-    events: EventStream,
+pub(crate) struct SseSession {
+    pub(crate) events: EventStream,
     /// The POST connection; `None` for a receive-only (subscribed) session.
-    up: Option<RpcUpstream>,
-    wire: WireCounter,
+    pub(crate) up: Option<RpcUpstream>,
+    /// What this session reports as its bytes; sessions sharing an HTTP/2 connection leave
+    /// the connection's bytes to the one that opened it, so sums count each byte once.
+    pub(crate) wire: WireCounter,
 }
 
 /// An open `text/event-stream` response and its parser.
@@ -28,18 +33,47 @@ pub(crate) struct EventStream {
     pub(crate) parser: SseParser,
     /// Names the stream in errors: `GET /sse?topic=T`.
     what: String,
-    // Keeps the stream's connection alive.
-    _connection: Http1Connection,
+    /// The id of the connection the stream arrives on.
+    pub(crate) connection_id: u64,
+    // Keeps the stream's connection (an `Http1Connection` or an `Http2Connection`) alive.
+    _connection: Box<dyn Send>,
 }
 
 impl EventStream {
     /// Parses `body`, the response to `what` (e.g. `GET /sse`) on `connection`.
     pub(crate) fn new(body: Incoming, connection: Http1Connection, what: String) -> Self {
+        let id = connection.id();
+        Self::on(body, Box::new(connection), id, what)
+    }
+
+    /// Parses `body`, the response to `what` on the connection `connection_id`, which
+    /// `connection` keeps open.
+    pub(crate) fn on(
+        body: Incoming,
+        connection: Box<dyn Send>,
+        connection_id: u64,
+        what: String,
+    ) -> Self {
         EventStream {
             body,
             parser: SseParser::new(),
             what,
+            connection_id,
             _connection: connection,
+        }
+    }
+
+    /// Reads the stream's first event, which names the session (or the topic).
+    pub(crate) async fn session_name(&mut self, path: &str) -> Result<String, DriverError> {
+        match self.next().await? {
+            Some(event) if event.event == "session" => Ok(event.data),
+            Some(event) => Err(DriverError::Protocol(format!(
+                "GET {path}: first event is `{}`, expected `session`",
+                event.event
+            ))),
+            None => Err(DriverError::Protocol(format!(
+                "GET {path} ended before naming a session"
+            ))),
         }
     }
 
@@ -110,6 +144,10 @@ impl Driver for SseDriver {
             }) as Box<dyn Session>)
         })
     }
+
+    fn http2(&self, streams_per_connection: u32) -> Option<Arc<dyn Driver>> {
+        Some(Arc::new(SseHttp2Driver::new(streams_per_connection)))
+    }
 }
 
 /// Checks that `response` to `GET path` is a 200 `text/event-stream` (what an EventSource
@@ -152,16 +190,8 @@ async fn open_stream(
         .await?;
     let response = expect_event_stream(response, path).await?;
     let mut events = EventStream::new(response.into_body(), down, format!("GET {path}"));
-    match events.next().await? {
-        Some(event) if event.event == "session" => Ok((events, event.data)),
-        Some(event) => Err(DriverError::Protocol(format!(
-            "GET {path}: first event is `{}`, expected `session`",
-            event.event
-        ))),
-        None => Err(DriverError::Protocol(format!(
-            "GET {path} ended before naming a session"
-        ))),
-    }
+    let name = events.session_name(path).await?;
+    Ok((events, name))
 }
 
 impl Session for SseSession {
@@ -194,5 +224,9 @@ impl Session for SseSession {
     fn close(self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>> {
         // Dropping both connections ends the stream; the server forgets the session.
         Box::pin(async move { Ok(()) })
+    }
+
+    fn connection_id(&self) -> Option<u64> {
+        Some(self.events.connection_id)
     }
 }

@@ -351,6 +351,8 @@ pub(crate) fn transport_color(t: &str) -> RGBColor {
     match t {
         "ws" => SEQ_COLOR,
         "sse" => RGBColor(78, 154, 6),
+        // SSE over HTTP/2, beside SSE over HTTP/1.1 in the HTTP/2 section.
+        "sse-h2" => RGBColor(196, 140, 0),
         "longpoll" => RGBColor(117, 80, 123),
         _ => FLOOR_COLOR,
     }

@@ -11,7 +11,8 @@
 //! with this run's figures; when the run measured cases both plain and over TLS
 //! (`params.tls`), a "What TLS costs" section comparing them, and, for a run holding cases of
 //! several servers (`params.server`), a "Servers compared" section with each server's figures
-//! side by side.
+//! side by side; for a run with browser cases (`params.client`, `run --client both`), a
+//! "Browser clients" section and `browser-*` charts comparing them with the Rust client.
 //!
 //! ```
 //! use pushbench_schema::{CaseResult, RunFile, RunInfo};
@@ -30,7 +31,9 @@
 //! assert!(dir.path().join("charts/study-n100.png").exists());
 //! ```
 
+mod browser;
 mod charts;
+mod http2;
 mod lines;
 mod markdown;
 mod network;
@@ -120,7 +123,8 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         _ => full.clone(),
     };
     let one_server = network::first_only(&one_server);
-    let main = tls::main_cases(&one_server);
+    let plain = tls::main_cases(&one_server);
+    let main = browser::main_cases(&plain);
     let file: &RunFile = &main;
     let view = StudyView::new(file);
     let all = [
@@ -128,8 +132,10 @@ pub fn render(dir: &Path) -> Result<Rendered, ReportError> {
         roundtrip_charts(file),
         push_charts(file),
     ];
-    let (lines, mut bars) = scenarios::charts(file);
+    let (mut lines, mut bars) = scenarios::charts(file);
+    lines.extend(http2::charts(file));
     bars.extend(servers::charts(&full));
+    bars.extend(browser::charts(&plain));
     let network_charts = network::charts(&full);
     let mut charts = Vec::new();
     let mut names = Vec::new();

@@ -110,6 +110,8 @@ pub(crate) fn report(file: &RunFile, main: &RunFile, charts: &[String]) -> Strin
     crate::scenarios::sections(&mut md, main, charts);
     roundtrip(&mut md, main, charts);
     crate::tls::section(&mut md, file);
+    crate::http2::section(&mut md, main, charts);
+    crate::browser::section(&mut md, file, charts);
     integrity(&mut md, file, &flagged);
     all_cases(&mut md, file, &StudyView::new(file));
     let _ = writeln!(
@@ -291,10 +293,10 @@ fn case_row(view: &StudyView<'_>, c: &CaseResult) -> String {
     format!(
         "| {} | {} | {} | {}{} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
         c.transport,
-        if crate::tls::is_tls(c) {
-            format!("{} (TLS)", c.variant)
-        } else {
-            c.variant.clone()
+        match (crate::tls::is_tls(c), crate::browser::is_browser(c)) {
+            (true, _) => format!("{} (TLS)", c.variant),
+            (false, true) => format!("{} (browser)", c.variant),
+            (false, false) => c.variant.clone(),
         },
         c.params.repeats.unwrap_or(1),
         opt(m.elapsed_ms, fmt_ms),

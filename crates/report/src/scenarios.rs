@@ -281,7 +281,9 @@ fn fanout_points<'a>(cases: &[&'a CaseResult], transport: &str) -> Vec<&'a CaseR
     let mut points: Vec<&CaseResult> = cases
         .iter()
         .copied()
+        // HTTP/2 twins have their own section and chart.
         .filter(|c| c.transport == transport && c.params.clients.is_some())
+        .filter(|c| !crate::http2::is_h2(c))
         .collect();
     points.sort_by_key(|c| c.params.clients);
     points

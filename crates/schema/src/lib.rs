@@ -170,6 +170,18 @@ pub struct Params {
     /// external target (`run --target URL --server-label NAME`); absent in older runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The HTTP version the case's event streams used: `1.1` (one connection per stream) or
+    /// `2` (streams multiplexed); absent where not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// HTTP/2: the most streams the clients put on one connection (1 for HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<u64>,
+    /// The client that measured the case: `browser` (headless Chromium running the page
+    /// `/bench/browser.html` with its own `WebSocket`, `EventSource` and `fetch`) or `rust`
+    /// (pushbench's drivers); absent means `rust` (runs made without `--client`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// The emulated network between client and server (`run --network`), normalised as
     /// `rtt=50ms,loss=0%,rate=none`; absent for loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +263,14 @@ pub struct Metrics {
     /// Bytes read from the wire per payload byte delivered (framing and encoding overhead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire_per_payload_byte: Option<f64>,
+    /// Client connections the case's streams arrived on, counted by the clients (over
+    /// HTTP/2, several streams share one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Browser latency cases: the most the page's clock offset to the server's clock (and so
+    /// every latency figure) can be off by, µs: half the round trip of its best clock reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_uncertainty_us: Option<f64>,
 }
 
 /// Message accounting for a case, summed over all its runs (`sent` = n × repeats).
@@ -524,6 +544,16 @@ pub struct CsvRow {
     pub status: String,
     /// The case's error, if any.
     pub error: Option<String>,
+    /// See [`Params::http`].
+    pub http: Option<String>,
+    /// See [`Params::streams_per_connection`].
+    pub streams_per_connection: Option<u64>,
+    /// See [`Metrics::connections`].
+    pub connections: Option<u64>,
+    /// See [`Params::client`].
+    pub client: Option<String>,
+    /// See [`Metrics::clock_uncertainty_us`].
+    pub clock_uncertainty_us: Option<f64>,
     /// See [`Params::network`].
     pub network: Option<String>,
 }
@@ -588,6 +618,11 @@ impl CsvRow {
             loss_by_design: i.loss_by_design,
             status: status.to_owned(),
             error: case.error.clone(),
+            http: p.http.clone(),
+            streams_per_connection: p.streams_per_connection,
+            connections: m.connections,
+            client: p.client.clone(),
+            clock_uncertainty_us: m.clock_uncertainty_us,
             network: p.network.clone(),
         }
     }

@@ -53,12 +53,18 @@ const POLL_WAIT: Duration = Duration::from_secs(30);
 pub struct AppState {
     sessions: Arc<Sessions>,
     pub(crate) topics: Arc<Topics>,
+    pub(crate) browser: crate::browser::BrowserRuns,
 }
 
 impl AppState {
     /// The slow-consumer counters every connection of this state's server reports to.
     pub fn consumer_stats(&self) -> Arc<ConsumerStats> {
         self.topics.stats.clone()
+    }
+
+    /// Where results posted by browser clients (`POST /bench/result`) are delivered.
+    pub fn browser_runs(&self) -> crate::browser::BrowserRuns {
+        self.browser.clone()
     }
 }
 

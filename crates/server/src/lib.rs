@@ -13,6 +13,7 @@
 //! | `POST /broadcast` | control | a paced broadcast plan (JSON) for a topic; starts once its subscribers joined |
 //! | `POST /stall?ms=N` | control | blocks the server runtime N ms (fault injection) |
 //! | `GET /feed/sse?PLAN`, `GET /feed/ws?PLAN[&after=SEQ]` | SSE, WebSocket | a live feed that drops connections every K messages and resumes after `Last-Event-ID` / `after` (the `reconnect` scenario) |
+//! | `GET /bench/browser.html`, `GET /bench/browser.js`, `POST /bench/result?run=ID`, `GET /bench/clock`, `GET /bench/clock/ws` | browser client | the page a headless browser runs one case in, and where it posts its result ([`BrowserRuns`]) |
 //! | `GET /stats` | control | slow-consumer counters and the server's RSS, JSON ([`StatsSnapshot`]) |
 //! | raw TCP | floor | 4-byte big-endian length, then the call; the reply framed the same way; `{"op":"subscribe","topic":"T"}` subscribes |
 //!
@@ -39,6 +40,7 @@
 mod accept;
 mod access;
 mod broadcast;
+pub mod browser;
 pub mod consumers;
 mod feed;
 mod floor;
@@ -61,6 +63,7 @@ use tokio::sync::oneshot;
 
 pub use accept::MAX_HEADER_BYTES;
 pub use access::Access;
+pub use browser::{BrowserReport, BrowserRuns};
 use consumers::DeadlineListener;
 pub use hub::{AppState, WS_MAX_MESSAGE_BYTES};
 
@@ -114,6 +117,7 @@ impl Default for ServerConfig {
 /// The axum app: every HTTP endpoint, sharing `state`, behind the `access` rules.
 pub fn app(state: AppState, access: Access) -> Router {
     let access = Arc::new(access);
+    let browser = browser::router(state.browser_runs());
     let ws = get(hub::ws).route_layer(middleware::from_fn_with_state(
         access.clone(),
         access::check_origin,
@@ -128,6 +132,7 @@ pub fn app(state: AppState, access: Access) -> Router {
         .route("/stats", get(hub::stats))
         .with_state(state)
         .merge(feed::router(access.clone()))
+        .merge(browser)
         // Outermost, so unknown paths answer 401 too: without the token nothing is told.
         .layer(middleware::from_fn_with_state(
             access,
@@ -146,6 +151,8 @@ pub struct RunningServer {
     token: Option<String>,
     /// The driver setting that trusts the server's certificate, when it serves TLS.
     pub client_tls: Option<pushbench_core::TlsClient>,
+    /// Where results of browser clients (`POST /bench/result`) arrive.
+    pub browser: BrowserRuns,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -213,6 +220,8 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         .thread_name("pushbench-server")
         .enable_all()
         .build()?;
+    let state = AppState::default();
+    let browser = state.browser_runs();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("pushbench-server".into())
@@ -220,7 +229,6 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
             runtime.block_on(async move {
                 let served = async {
                     let http = TcpListener::from_std(http)?;
-                    let state = AppState::default();
                     let nodelay = |stream: &mut tokio::net::TcpStream| {
                         let _ = stream.set_nodelay(true);
                     };
@@ -266,6 +274,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
         tcp_addr,
         token,
         client_tls,
+        browser,
         shutdown: Some(shutdown),
         thread: Some(thread),
     })

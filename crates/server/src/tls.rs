@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::Listener;
-use pushbench_core::tls::{ALPN_HTTP1, provider, read_certificates};
+use pushbench_core::tls::{ALPN_H2, ALPN_HTTP1, provider, read_certificates};
 use pushbench_core::{TlsClient, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -95,7 +95,9 @@ impl ServerTls {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(chain.clone(), key)?;
-        config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+        // HTTP/2 first, as browsers prefer it; WebSocket upgrades need HTTP/1.1, which clients
+        // that offer only `http/1.1` (every pushbench driver but HTTP/2 SSE) still get.
+        config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
         Ok(ServerTls {
             config: Arc::new(config),
             chain,
