@@ -38,6 +38,84 @@ pub struct RunFile {
     pub run: RunInfo,
     /// The measured cases, in the order they ran.
     pub cases: Vec<CaseResult>,
+    /// Performance targets checked by this run (`cargo bench --bench perf`): each a figure the
+    /// run measured, its bound and whether it was met; empty (and absent) for other runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<PerfTarget>,
+}
+
+/// Which side of its threshold a [`PerfTarget`] must land on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// Met when the value is at least the threshold (a ratio to the floor, a rate).
+    AtLeast,
+    /// Met when the value is at most the threshold (memory, a latency).
+    AtMost,
+}
+
+/// A performance target and the figure this run measured for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerfTarget {
+    /// Stable id, e.g. `push.ws_to_tcp.batched`.
+    pub id: String,
+    /// What the figure is, in words a reader of the report understands.
+    pub description: String,
+    /// The measured value; `None` when the run could not measure it (`note` says why).
+    pub value: Option<f64>,
+    /// The value's unit, e.g. `×`, `GB/s`, `KiB`, `ms`.
+    pub unit: String,
+    /// Which side of `threshold` meets the target.
+    pub bound: Bound,
+    /// The target's threshold, in `unit`.
+    pub threshold: f64,
+    /// Whether `value` meets the target (false when not measured).
+    pub met: bool,
+    /// How the figure was measured, or why it could not be.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl PerfTarget {
+    /// A target with `value` checked against `bound` and `threshold`.
+    pub fn new(
+        id: &str,
+        description: &str,
+        unit: &str,
+        bound: Bound,
+        threshold: f64,
+        value: Option<f64>,
+    ) -> Self {
+        let met = value.is_some_and(|v| match bound {
+            Bound::AtLeast => v >= threshold,
+            Bound::AtMost => v <= threshold,
+        });
+        PerfTarget {
+            id: id.to_owned(),
+            description: description.to_owned(),
+            value,
+            unit: unit.to_owned(),
+            bound,
+            threshold,
+            met,
+            note: String::new(),
+        }
+    }
+
+    /// The same target with `note` saying how it was measured (or why not).
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+
+    /// The target as a reader writes it, e.g. `≥ 0.5 ×`.
+    pub fn bound_text(&self) -> String {
+        let op = match self.bound {
+            Bound::AtLeast => "≥",
+            Bound::AtMost => "≤",
+        };
+        format!("{op} {} {}", self.threshold, self.unit)
+    }
 }
 
 /// The environment a run measured in; every figure is read next to it.
@@ -368,6 +446,7 @@ impl RunFile {
             schema_version: SCHEMA_VERSION,
             run,
             cases: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -661,6 +740,28 @@ mod tests {
         };
         run.cases.push(case);
         run
+    }
+
+    #[test]
+    fn a_target_is_met_only_on_its_side_of_the_threshold_and_round_trips() {
+        let at_least = |v| PerfTarget::new("r", "ratio", "×", Bound::AtLeast, 0.5, v);
+        assert!(at_least(Some(0.5)).met && at_least(Some(0.7)).met);
+        assert!(!at_least(Some(0.49)).met && !at_least(None).met);
+        let at_most = PerfTarget::new("m", "memory", "KiB", Bound::AtMost, 32.0, Some(33.0));
+        assert!(!at_most.met);
+        assert_eq!(at_most.bound_text(), "≤ 32 KiB");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = sample();
+        run.targets
+            .push(at_least(Some(0.61)).with_note("push, 64 B, batched"));
+        run.write(dir.path()).unwrap();
+        let back = RunFile::read(dir.path()).unwrap();
+        assert_eq!(back.targets, run.targets);
+        // Runs without targets keep their old shape.
+        sample().write(dir.path()).unwrap();
+        let json = fs::read_to_string(dir.path().join(RUN_JSON)).unwrap();
+        assert!(!json.contains("targets"), "{json}");
     }
 
     #[test]
