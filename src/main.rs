@@ -24,7 +24,7 @@ mod networked;
     name = "pushbench",
     version,
     about,
-    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 2 minutes\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios\n  pushbench run study --quick --target http://127.0.0.1:8080 --server-label mine\n                                             # another server (docs/PROTOCOL.md)"
+    after_help = "Examples:\n  pushbench run study --quick --out /tmp/x   # seconds\n  pushbench report /tmp/x                    # charts and REPORT.md\n  pushbench run all --quick --out /tmp/all   # every scenario, about 20 s (release)\n  pushbench run push --quick --tls=both      # plain, then over TLS: what encryption costs\n  pushbench list                             # the scenarios\n  pushbench run study --quick --target http://127.0.0.1:8080 --server-label mine\n                                             # another server (docs/PROTOCOL.md)\n  pushbench run fanout --quick --transports sse --http2\n                                             # SSE over HTTP/1.1 and HTTP/2\n  pushbench run study --quick --client both  # headless Chromium too (scripts/install-browser.sh)\n  pushbench run connect --quick --network rtt=50ms\n                                             # an emulated network (root; scripts/netns.sh)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -58,7 +58,7 @@ enum Command {
 pub(crate) struct RunArgs {
     /// Scenario id (see `pushbench list`), or `all` for every scenario in one run.
     scenario: String,
-    /// Reduced set that runs in seconds (`run all --quick`: every scenario in about 2 minutes).
+    /// Reduced set that runs in seconds (`run all --quick`: every scenario in about 20 s, release build).
     #[arg(long)]
     quick: bool,
     /// Output directory [default: results/<date>-<host>-<scenario>].
