@@ -37,6 +37,7 @@ mod http2;
 mod lines;
 mod markdown;
 mod network;
+mod perf;
 mod scenarios;
 mod servers;
 mod study;

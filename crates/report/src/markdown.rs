@@ -99,6 +99,7 @@ pub(crate) fn report(file: &RunFile, main: &RunFile, charts: &[String]) -> Strin
              chart image, so this reproduction is judged by method and by ordering, not by absolute times.\n\n",
         );
     }
+    crate::perf::section(&mut md, file);
     our_method(&mut md, file);
     environment(&mut md, file);
     if !view.is_empty() {

@@ -521,3 +521,51 @@ fn roundtrip_cases_get_a_latency_chart_per_client_count_and_a_table() {
         "{md}"
     );
 }
+
+#[test]
+fn a_run_with_targets_gets_the_performance_targets_section() {
+    use pushbench_schema::{Bound, PerfTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = RunFile::new(RunInfo {
+        complete: true,
+        ..RunInfo::default()
+    });
+    for (t, rate) in [("ws", 600_000.0), ("tcp", 1_000_000.0)] {
+        file.cases.push(push_case(t, "batched", rate));
+    }
+    file.write(dir.path()).unwrap();
+    let md = fs::read_to_string(render(dir.path()).unwrap().report).unwrap();
+    assert!(
+        !md.contains("## Performance targets"),
+        "no targets, no section"
+    );
+    file.targets = vec![
+        PerfTarget::new(
+            "push.ws_to_tcp.batched",
+            "WS / tcp",
+            "×",
+            Bound::AtLeast,
+            0.5,
+            Some(0.6),
+        ),
+        PerfTarget::new(
+            "driver.cpu_share.ws",
+            "client / server CPU",
+            "×",
+            Bound::AtMost,
+            1.0,
+            Some(1.4),
+        ),
+    ];
+    file.write(dir.path()).unwrap();
+    let md = fs::read_to_string(render(dir.path()).unwrap().report).unwrap();
+    assert!(md.contains("## Performance targets"), "{md}");
+    assert!(
+        md.contains("| `push.ws_to_tcp.batched` | WS / tcp | 0.60 × | ≥ 0.5 × | ✓ |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `driver.cpu_share.ws` | client / server CPU | 1.40 × | ≤ 1 × | ✗ |"),
+        "{md}"
+    );
+}
