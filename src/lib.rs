@@ -20,6 +20,7 @@
 
 pub mod browser;
 pub mod network;
+pub mod perf;
 mod plan;
 
 use std::io;
@@ -31,7 +32,7 @@ use pushbench_driver_longpoll::LongpollDriver;
 use pushbench_driver_sse::SseDriver;
 use pushbench_driver_tcp::TcpDriver;
 use pushbench_driver_ws::WsDriver;
-use pushbench_schema::{CaseResult, RunFile, SchemaError};
+use pushbench_schema::{CaseResult, PerfTarget, RunFile, SchemaError};
 use pushbench_server::{RunningServer, ServerConfig, ServerTls};
 use tokio::runtime::Runtime;
 
@@ -268,6 +269,13 @@ impl RunWriter {
             Some(slot) => *slot = case,
             None => self.file.cases.push(case),
         }
+        self.file.write(&self.dir)
+    }
+
+    /// Replaces the run's performance targets (`cargo bench --bench perf`) and rewrites the
+    /// files.
+    pub fn set_targets(&mut self, targets: Vec<PerfTarget>) -> Result<(), SchemaError> {
+        self.file.targets = targets;
         self.file.write(&self.dir)
     }
 
