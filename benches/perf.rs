@@ -126,7 +126,10 @@ fn push_targets(
     writer: &mut RunWriter,
     targets: &mut Vec<PerfTarget>,
 ) {
+    let mut batched_kernel_share = None;
     for plan in plans {
+        let batched = matches!(plan, Plan::Push(c) if c.flush == [Flush::Batched]);
+        let before = perf::CpuSplit::client_now();
         let offset = writer.file().cases.len();
         let mut on_event = |event: RunEvent<'_>| match event {
             RunEvent::GroupStarted { label, .. } => println!("pushbench: {label}"),
@@ -137,8 +140,13 @@ fn push_targets(
             }
         };
         harness.runtime.block_on(plan.run(harness, &mut on_event));
+        if batched {
+            batched_kernel_share = perf::CpuSplit::client_now()
+                .zip(before)
+                .and_then(|(after, before)| after.kernel_share_since(&before));
+        }
     }
-    perf::push::targets(&writer.file().cases, targets);
+    perf::push::targets(&writer.file().cases, batched_kernel_share, targets);
 }
 
 /// One event stream the parser bench parses.

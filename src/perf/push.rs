@@ -54,8 +54,17 @@ fn floor_ratio(
 }
 
 /// Appends `push.<t>_to_tcp.batched` for ws and sse, each noting its per_message ratio, and
-/// `driver.cpu_share.<t>` (batched) from the push cases in `cases`.
-pub fn targets(cases: &[CaseResult], out: &mut Vec<PerfTarget>) {
+/// `driver.cpu_share.<t>` (batched) from the push cases in `cases`; `client_kernel_share`, the
+/// share of the client threads' CPU spent in the kernel while the batched cases ran, goes in
+/// the CPU notes.
+pub fn targets(cases: &[CaseResult], client_kernel_share: Option<f64>, out: &mut Vec<PerfTarget>) {
+    let kernel = match client_kernel_share {
+        Some(share) => format!(
+            "; over the batched cases (ws, sse, tcp) the client threads spent {:.0}% of their CPU in the kernel",
+            share * 100.0
+        ),
+        None => String::new(),
+    };
     for t in WEB_TRANSPORTS {
         let id = format!("push.{t}_to_tcp.batched");
         let what = format!("push 64 B batched: {t} msgs/s over the tcp floor's (same run)");
@@ -89,7 +98,7 @@ pub fn targets(cases: &[CaseResult], out: &mut Vec<PerfTarget>) {
         out.push(match cpu {
             Some((Some(client), Some(server))) if server > 0.0 => target(Some(client / server))
                 .with_note(format!(
-                    "client {client:.3} s, server {server:.3} s of CPU per million messages"
+                    "client {client:.3} s, server {server:.3} s of CPU per million messages{kernel}"
                 )),
             Some(_) => target(None).with_note(format!(
                 "the {t} batched case has no CPU figures (thread CPU time is read from /proc on Linux)"
@@ -133,7 +142,7 @@ mod tests {
             case("ws", "per_message", 100.0, (1.0, 1.0)),
         ];
         let mut out = Vec::new();
-        targets(&cases, &mut out);
+        targets(&cases, Some(0.8), &mut out);
         assert_eq!(out.len(), 4);
         let ws = by_id(&out, "push.ws_to_tcp.batched");
         assert_eq!((ws.value, ws.met), (Some(0.6), true));
@@ -153,6 +162,11 @@ mod tests {
         );
         let share = by_id(&out, "driver.cpu_share.ws");
         assert_eq!((share.value, share.met), (Some(0.25), true));
+        assert!(
+            share.note.ends_with("spent 80% of their CPU in the kernel"),
+            "{}",
+            share.note
+        );
         let share = by_id(&out, "driver.cpu_share.sse");
         assert_eq!((share.value, share.met), (Some(1.5), false));
     }
@@ -163,7 +177,7 @@ mod tests {
         lossy.integrity.received = 9;
         let cases = vec![case("tcp", "batched", 1000.0, (1.0, 1.0)), lossy];
         let mut out = Vec::new();
-        targets(&cases, &mut out);
+        targets(&cases, None, &mut out);
         let ws = by_id(&out, "push.ws_to_tcp.batched");
         assert_eq!((ws.value, ws.met), (None, false));
         assert!(
