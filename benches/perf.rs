@@ -65,8 +65,10 @@ fn main() {
     let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
 
     let mut targets = Vec::new();
-    // Figure groups. Memory per idle connection and fan-out scale plug in here, each one
-    // function appending its targets.
+    // Figure groups, each one function appending its targets. Memory per idle connection and
+    // fan-out scale (issue 6, items 3 and 4) plug in here, e.g.
+    //     perf::memory::targets(&harness, test_mode, &mut targets);
+    //     perf::scale::targets(&harness, test_mode, &mut targets);
     push_targets(&harness, &plans, &mut writer, &mut targets);
     let criterion_dir = criterion_dir();
     let mut criterion = Criterion::default()
