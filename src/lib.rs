@@ -20,6 +20,7 @@
 
 pub mod browser;
 pub mod network;
+pub mod perf;
 mod plan;
 
 use std::io;

@@ -52,6 +52,32 @@ enum Command {
     /// The packet delay line of `scripts/netns.sh` (run inside its router namespace): reads
     /// each IP packet from a TUN device and writes it back after a fixed one-way delay.
     Delayline(networked::DelaylineArgs),
+    /// Issue-6 performance targets measured on `pushbench serve` as a child process
+    /// (`perf memory`: server memory per idle connection).
+    Perf(PerfArgs),
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  pushbench perf memory --transports ws,sse --connections 10000\n\nThe server is this binary's `serve` as a child process (1 worker thread); the client\nsockets are held by this process, so both need N open files (ulimit -n)."
+)]
+struct PerfArgs {
+    /// Which measurement: `memory` holds N idle broadcast subscribers (WS upgraded, SSE headers
+    /// received), checks the server holds them all (GET /stats), and prints the server's VmRSS
+    /// growth per connection against the 32 KiB target.
+    #[arg(value_parser = ["memory"])]
+    what: String,
+    /// Transports to measure, comma-separated: ws, sse.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "ws,sse"
+    )]
+    transports: Vec<String>,
+    /// Idle connections held per transport (besides one warm-up connection).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    connections: u64,
 }
 
 #[derive(clap::Args)]
@@ -384,10 +410,49 @@ fn main() -> ExitCode {
         Command::Drive(args) => distributed::drive(args),
         Command::Merge(args) => distributed::merge(args),
         Command::Delayline(args) => networked::delayline(args),
+        Command::Perf(args) => perf(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("pushbench: {e:#}");
         ExitCode::from(2)
+    })
+}
+
+fn perf(args: PerfArgs) -> anyhow::Result<ExitCode> {
+    use pushbench::perf::{PerfTransport, idle_memory};
+    let transports = args
+        .transports
+        .iter()
+        .map(|t| match t.as_str() {
+            "ws" => Ok(PerfTransport::Ws),
+            "sse" => Ok(PerfTransport::Sse),
+            other => anyhow::bail!("--transports: `{other}` is not one of ws, sse"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let exe = std::env::current_exe()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut all_met = true;
+    for transport in transports {
+        let m = runtime.block_on(idle_memory(&exe, transport, args.connections))?;
+        let t = m.target();
+        all_met &= t.met;
+        println!(
+            "{}: {:.1} KiB per connection ({} connections; server VmRSS {:.1} -> {:.1} MiB); target {} {}",
+            t.id,
+            m.bytes_per_connection / 1024.0,
+            m.connections,
+            m.baseline_rss as f64 / 1048576.0,
+            m.loaded_rss as f64 / 1048576.0,
+            t.bound_text(),
+            if t.met { "met" } else { "MISSED" }
+        );
+    }
+    Ok(if all_met {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -1,0 +1,29 @@
+//! `pushbench::perf::idle_memory` against a real `pushbench serve` child: the server holds the
+//! connections (its GET /stats count) and the figure comes out positive. No speed assertion.
+
+use std::path::Path;
+
+use pushbench::perf::{PerfTransport, idle_memory};
+
+const EXE: &str = env!("CARGO_BIN_EXE_pushbench");
+
+async fn check(transport: PerfTransport) {
+    // idle_memory itself fails unless GET /stats reports all 200 (+1 warm-up) subscribers.
+    let m = idle_memory(Path::new(EXE), transport, 200).await.unwrap();
+    assert_eq!(m.connections, 200);
+    assert!(m.baseline_rss > 0 && m.loaded_rss > m.baseline_rss, "{m:?}");
+    assert!(m.bytes_per_connection > 0.0, "{m:?}");
+    let t = m.target();
+    assert_eq!(t.id, format!("memory.idle.{transport}"));
+    assert!(t.value.unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn idle_ws_connections_are_held_and_measured() {
+    check(PerfTransport::Ws).await;
+}
+
+#[tokio::test]
+async fn idle_sse_connections_are_held_and_measured() {
+    check(PerfTransport::Sse).await;
+}
