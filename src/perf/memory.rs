@@ -97,7 +97,7 @@ impl IdleMemory {
             IDLE_TARGET_KIB,
             Some(kib),
         )
-        .with_note(&format!(
+        .with_note(format!(
             "pushbench serve as a child process, 1 worker thread; VmRSS {:.1} MiB idle (after one warm-up connection), {:.1} MiB with {} subscribers",
             self.baseline_rss as f64 / 1048576.0,
             self.loaded_rss as f64 / 1048576.0,
