@@ -9,13 +9,15 @@ const EXE: &str = env!("CARGO_BIN_EXE_pushbench");
 
 async fn check(transport: PerfTransport) {
     // idle_memory itself fails unless GET /stats reports all 200 (+1 warm-up) subscribers.
-    let m = idle_memory(Path::new(EXE), transport, 200).await.unwrap();
+    let m = idle_memory(Path::new(EXE), transport, 200)
+        .await
+        .expect("idle_memory");
     assert_eq!(m.connections, 200);
     assert!(m.baseline_rss > 0 && m.loaded_rss > m.baseline_rss, "{m:?}");
     assert!(m.bytes_per_connection > 0.0, "{m:?}");
     let t = m.target();
     assert_eq!(t.id, format!("memory.idle.{transport}"));
-    assert!(t.value.unwrap() > 0.0);
+    assert!(t.value.is_some_and(|v| v > 0.0), "{t:?}");
 }
 
 #[tokio::test]
