@@ -138,14 +138,14 @@ pub fn bytes_per_connection(baseline: u64, loaded: u64, connections: u64) -> any
 }
 
 /// A `pushbench serve` child process, killed when dropped.
-struct ServerChild {
-    child: Child,
-    pid: u32,
-    http: SocketAddr,
+pub(crate) struct ServerChild {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    pub(crate) http: SocketAddr,
 }
 
 impl ServerChild {
-    async fn start(exe: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn start(exe: &Path) -> anyhow::Result<Self> {
         let mut child = Command::new(exe)
             .args(["serve", "--bind", "127.0.0.1:0", "--threads", "1"])
             .stdout(Stdio::piped())
