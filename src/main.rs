@@ -52,6 +52,41 @@ enum Command {
     /// The packet delay line of `scripts/netns.sh` (run inside its router namespace): reads
     /// each IP packet from a TUN device and writes it back after a fixed one-way delay.
     Delayline(networked::DelaylineArgs),
+    /// Issue-6 performance targets measured on `pushbench serve` as a child process
+    /// (`perf memory`: server memory per idle connection; `perf scale`: broadcast p99 to 19 000
+    /// clients).
+    Perf(PerfArgs),
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  pushbench perf memory --transports ws,sse --connections 10000\n  pushbench perf scale --transports ws,sse --clients 19000\n\nThe server is this binary's `serve` as a child process (1 worker thread). memory: the client\nsockets are held by this process, so both need N open files (ulimit -n). scale: the clients\nrun in `pushbench drive` child processes of at most 9 500 each, from 127.0.0.2, 127.0.0.3, ..."
+)]
+struct PerfArgs {
+    /// Which measurement: `memory` holds N idle broadcast subscribers (WS upgraded, SSE headers
+    /// received), checks the server holds them all (GET /stats), and prints the server's VmRSS
+    /// growth per connection against the 32 KiB target. `scale` broadcasts --messages messages
+    /// (100 ms apart) to --clients subscribers in driver processes and prints the delivery p99
+    /// against the 100 ms target; any loss fails it.
+    #[arg(value_parser = ["memory", "scale"])]
+    what: String,
+    /// Transports to measure, comma-separated: ws, sse.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "ws,sse"
+    )]
+    transports: Vec<String>,
+    /// Idle connections held per transport (besides one warm-up connection).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    connections: u64,
+    /// scale: subscribers over every driver process.
+    #[arg(long, default_value_t = 19_000, value_name = "N")]
+    clients: u64,
+    /// scale: messages broadcast.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    messages: u64,
 }
 
 #[derive(clap::Args)]
@@ -384,10 +419,81 @@ fn main() -> ExitCode {
         Command::Drive(args) => distributed::drive(args),
         Command::Merge(args) => distributed::merge(args),
         Command::Delayline(args) => networked::delayline(args),
+        Command::Perf(args) => perf(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("pushbench: {e:#}");
         ExitCode::from(2)
+    })
+}
+
+fn perf(args: PerfArgs) -> anyhow::Result<ExitCode> {
+    use pushbench::perf::{PerfTransport, idle_memory};
+    let transports = args
+        .transports
+        .iter()
+        .map(|t| match t.as_str() {
+            "ws" => Ok(PerfTransport::Ws),
+            "sse" => Ok(PerfTransport::Sse),
+            other => anyhow::bail!("--transports: `{other}` is not one of ws, sse"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let exe = std::env::current_exe()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut all_met = true;
+    if args.what == "scale" {
+        let work = tempfile::tempdir()?;
+        for transport in transports {
+            let dir = work.path().join(transport.name());
+            let m = runtime.block_on(pushbench::perf::scale(
+                &exe,
+                transport,
+                args.clients,
+                args.messages,
+                &dir,
+            ))?;
+            let t = m.target();
+            all_met &= t.met;
+            println!(
+                "{}: p99 {:.1} ms, p50 {:.1} ms ({} clients in {} driver processes, {}/{} delivered); target {} {}",
+                t.id,
+                m.p99_ms,
+                m.p50_ms,
+                m.clients,
+                m.drivers,
+                m.received,
+                m.clients * m.messages,
+                t.bound_text(),
+                if t.met { "met" } else { "MISSED" }
+            );
+        }
+        return Ok(if all_met {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    for transport in transports {
+        let m = runtime.block_on(idle_memory(&exe, transport, args.connections))?;
+        let t = m.target();
+        all_met &= t.met;
+        println!(
+            "{}: {:.1} KiB per connection ({} connections; server VmRSS {:.1} -> {:.1} MiB); target {} {}",
+            t.id,
+            m.bytes_per_connection / 1024.0,
+            m.connections,
+            m.baseline_rss as f64 / 1048576.0,
+            m.loaded_rss as f64 / 1048576.0,
+            t.bound_text(),
+            if t.met { "met" } else { "MISSED" }
+        );
+    }
+    Ok(if all_met {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

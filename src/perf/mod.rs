@@ -5,9 +5,13 @@
 //! One module per figure group; each exposes a function that appends its targets to a
 //! `&mut Vec<PerfTarget>`, so the bench gathers them in one list.
 
+pub mod memory;
 pub mod push;
+pub mod scale;
 
+pub use memory::{IdleMemory, PerfTransport, idle_memory};
 pub use pushbench_schema::{Bound, PerfTarget};
+pub use scale::{Scale, scale};
 
 use pushbench_core::cpu::SERVER_THREADS;
 
