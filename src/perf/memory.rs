@@ -145,9 +145,11 @@ pub(crate) struct ServerChild {
 }
 
 impl ServerChild {
-    pub(crate) async fn start(exe: &Path) -> anyhow::Result<Self> {
+    /// Starts `exe serve` on a free loopback port with `threads` runtime worker threads.
+    pub(crate) async fn start(exe: &Path, threads: usize) -> anyhow::Result<Self> {
         let mut child = Command::new(exe)
-            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "1"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--threads"])
+            .arg(threads.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -261,7 +263,7 @@ pub async fn idle_memory(
     connections: u64,
 ) -> anyhow::Result<IdleMemory> {
     anyhow::ensure!(connections > 0, "--connections: expected at least 1");
-    let server = ServerChild::start(exe).await?;
+    let server = ServerChild::start(exe, 1).await?;
     let addr = server.http;
     // Warm-up: one connection pays the first-use costs (allocator arenas, the topic).
     let _warm = open_idle(transport, addr)

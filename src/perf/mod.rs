@@ -11,7 +11,7 @@ pub mod scale;
 
 pub use memory::{IdleMemory, PerfTransport, idle_memory};
 pub use pushbench_schema::{Bound, PerfTarget};
-pub use scale::{Scale, scale};
+pub use scale::{Scale, ScaleSpec, scale};
 
 use pushbench_core::cpu::SERVER_THREADS;
 
