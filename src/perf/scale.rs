@@ -55,19 +55,7 @@ impl Scale {
     /// The figure as an issue-6 target: `scale.fanout_<clients>.<transport>.p99_ms` ≤ 100 ms.
     pub fn target(&self) -> PerfTarget {
         let spec = &self.spec;
-        PerfTarget::new(
-            &format!("scale.fanout_{}.{}.p99_ms", spec.clients, self.transport),
-            &format!(
-                "broadcast delivery p99 to {} {} subscribers",
-                spec.clients,
-                self.transport.name().to_uppercase()
-            ),
-            "ms",
-            Bound::AtMost,
-            SCALE_TARGET_MS,
-            Some(self.p99_ms),
-        )
-        .with_note(format!(
+        scale_target(self.transport, spec, Some(self.p99_ms)).with_note(format!(
             "pushbench serve ({} worker threads) as a child, {} drive processes from their own loopback addresses, {} messages {} ms apart, {}/{} delivered; p50 {:.1} ms",
             spec.server_threads,
             self.drivers,
@@ -78,6 +66,30 @@ impl Scale {
             self.p50_ms
         ))
     }
+
+    /// The target of a measurement that failed: no value, the error as its note.
+    pub fn unmeasured(
+        transport: PerfTransport,
+        spec: &ScaleSpec,
+        error: &anyhow::Error,
+    ) -> PerfTarget {
+        scale_target(transport, spec, None).with_note(format!("not measured: {error:#}"))
+    }
+}
+
+fn scale_target(transport: PerfTransport, spec: &ScaleSpec, p99_ms: Option<f64>) -> PerfTarget {
+    PerfTarget::new(
+        &format!("scale.fanout_{}.{transport}.p99_ms", spec.clients),
+        &format!(
+            "broadcast delivery p99 to {} {} subscribers",
+            spec.clients,
+            transport.name().to_uppercase()
+        ),
+        "ms",
+        Bound::AtMost,
+        SCALE_TARGET_MS,
+        p99_ms,
+    )
 }
 
 /// Driver processes for `clients` subscribers: `ceil(clients / CLIENTS_PER_DRIVER)`.
