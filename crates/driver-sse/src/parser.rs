@@ -328,6 +328,24 @@ mod tests {
     }
 
     #[test]
+    fn push_each_hands_over_the_same_events_as_push_split_anywhere() {
+        let stream: &[u8] =
+            b"id: 1\ndata: {\"seq\":0}\n\nevent: x\ndata: a\ndata: b\n\nid: 2\ndata: c\r\n\r\n";
+        let want = parse(&[stream]);
+        assert_eq!(want.len(), 3);
+        for split in 0..=stream.len() {
+            let mut p = SseParser::new();
+            let mut got = Vec::new();
+            for chunk in [&stream[..split], &stream[split..]] {
+                p.push_each(chunk, &mut |e| got.push(e.to_owned_event()))
+                    .unwrap();
+            }
+            assert_eq!(got, want, "split at {split}");
+            assert_eq!(p.next_event(), None, "nothing queued by push_each");
+        }
+    }
+
+    #[test]
     fn lf_cr_crlf_and_mixed_line_ends() {
         assert_eq!(datas(&[b"data: a\n\n"]), ["a"]);
         assert_eq!(datas(&[b"data: a\r\r"]), ["a"]);
