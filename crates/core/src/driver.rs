@@ -167,6 +167,9 @@ pub trait Driver: Send + Sync {
     }
 }
 
+/// What [`Session::recv_batch`] hands each message to; `false` stops the batch after it.
+pub type OnMessage<'a> = dyn FnMut(&[u8]) -> bool + Send + 'a;
+
 /// An open client session. Messages are opaque bytes here; scenarios encode and check them.
 pub trait Session: Send {
     /// Sends one message to the server (a WS frame, a `POST /rpc`, a length-prefixed frame).
@@ -174,6 +177,27 @@ pub trait Session: Send {
 
     /// Receives the next message from the server; `None` when the server closed the session.
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>>;
+
+    /// Waits for the next message, then hands it and every further message already received
+    /// (buffered, no wait needed) to `on_message`, in order, without copying them out; returns
+    /// how many it handed over, `0` when the server closed the session. `on_message` returning
+    /// `false` ends the batch after that message. One wake-up, one future and one timeout per
+    /// batch instead of per message: the push receive loop's cost. By default one message per
+    /// call, through [`Session::recv`].
+    fn recv_batch<'a>(
+        &'a mut self,
+        on_message: &'a mut OnMessage<'_>,
+    ) -> BoxFuture<'a, Result<usize, DriverError>> {
+        Box::pin(async move {
+            Ok(match self.recv().await? {
+                Some(message) => {
+                    on_message(&message);
+                    1
+                }
+                None => 0,
+            })
+        })
+    }
 
     /// Bytes this session's sockets have written and read so far.
     fn wire(&self) -> WireCounts;

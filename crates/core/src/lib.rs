@@ -26,7 +26,7 @@ pub mod wire;
 pub use broadcast::{
     BroadcastSpec, merge_parts, run_broadcast_case, run_connect, run_fanout, run_latency,
 };
-pub use driver::{Driver, DriverError, Session, Target, connect_tcp, open_files_limit};
+pub use driver::{Driver, DriverError, OnMessage, Session, Target, connect_tcp, open_files_limit};
 pub use env::capture_run_info;
 pub use runner::{
     DriverSet, Measurement, RunEvent, combine, run_groups, run_payload, run_push, run_push_case,

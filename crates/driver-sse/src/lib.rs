@@ -17,5 +17,5 @@ pub mod parser;
 mod session;
 
 pub use h2::SseHttp2Driver;
-pub use parser::{MAX_EVENT_BYTES, SseError, SseEvent, SseParser};
+pub use parser::{MAX_EVENT_BYTES, SseError, SseEvent, SseEventRef, SseParser};
 pub use session::SseDriver;

@@ -29,6 +29,29 @@ pub struct SseEvent {
     pub last_event_id: String,
 }
 
+/// A dispatched event, borrowed from the parser: what [`SseParser::push_each`] hands over
+/// without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    /// The `event:` type; `message` when the event had none.
+    pub event: &'a str,
+    /// The data lines joined with `\n` (the final line feed removed).
+    pub data: &'a str,
+    /// The last event ID at dispatch time (it persists across events).
+    pub last_event_id: &'a str,
+}
+
+impl SseEventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_event(&self) -> SseEvent {
+        SseEvent {
+            event: self.event.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+        }
+    }
+}
+
 /// The most bytes one line (without its terminator), and one event's data, may hold by
 /// default: 8 MiB. The payload scenario's largest message, 1 MiB of binary data, travels as
 /// one base64 `data:` line of about 1.4 MiB.
@@ -98,7 +121,22 @@ impl SseParser {
 
     /// Parses a chunk of the stream, queueing the events it completes. After an error the
     /// stream is broken: the caller should drop it.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), SseError> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), SseError> {
+        let mut queue = mem::take(&mut self.queue);
+        let parsed = self.push_each(chunk, &mut |event| queue.push_back(event.to_owned_event()));
+        self.queue = queue;
+        parsed
+    }
+
+    /// Parses a chunk of the stream like [`SseParser::push`], handing each event it completes
+    /// to `on_event` as it is dispatched, borrowed from the parser's buffers, instead of
+    /// queueing an owned copy: no allocation per event. Events queued by an earlier `push`
+    /// stay queued.
+    pub fn push_each(
+        &mut self,
+        mut chunk: &[u8],
+        on_event: &mut dyn FnMut(SseEventRef<'_>),
+    ) -> Result<(), SseError> {
         if let Some(matched) = self.bom_matched {
             let n = (BOM.len() - matched).min(chunk.len());
             if chunk[..n] == BOM[matched..matched + n] {
@@ -111,10 +149,10 @@ impl SseParser {
             } else {
                 // Not a BOM after all: the bytes matched so far are content.
                 self.bom_matched = None;
-                self.lines(&BOM[..matched])?;
+                self.lines(&BOM[..matched], on_event)?;
             }
         }
-        self.lines(chunk)
+        self.lines(chunk, on_event)
     }
 
     /// The oldest event not yet taken.
@@ -140,7 +178,11 @@ impl SseParser {
         self.after_cr = false;
     }
 
-    fn lines(&mut self, mut rest: &[u8]) -> Result<(), SseError> {
+    fn lines(
+        &mut self,
+        mut rest: &[u8],
+        on_event: &mut dyn FnMut(SseEventRef<'_>),
+    ) -> Result<(), SseError> {
         // An empty chunk must not forget a CR that ended the previous one (found by the
         // property test in tests/parser_model.rs).
         if rest.is_empty() {
@@ -152,12 +194,12 @@ impl SseParser {
         while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
             if self.partial.is_empty() {
                 self.check_len(i)?;
-                self.line(&rest[..i])?;
+                self.line(&rest[..i], on_event)?;
             } else {
                 self.check_len(self.partial.len() + i)?;
                 let mut line = mem::take(&mut self.partial);
                 line.extend_from_slice(&rest[..i]);
-                let parsed = self.line(&line);
+                let parsed = self.line(&line, on_event);
                 line.clear();
                 self.partial = line;
                 parsed?;
@@ -187,9 +229,13 @@ impl SseParser {
         }
     }
 
-    fn line(&mut self, line: &[u8]) -> Result<(), SseError> {
+    fn line(
+        &mut self,
+        line: &[u8],
+        on_event: &mut dyn FnMut(SseEventRef<'_>),
+    ) -> Result<(), SseError> {
         if line.is_empty() {
-            self.dispatch();
+            self.dispatch(on_event);
             return Ok(());
         }
         if line[0] == b':' {
@@ -226,22 +272,25 @@ impl SseParser {
         Ok(())
     }
 
-    fn dispatch(&mut self) {
+    /// Hands the event to `on_event` and resets its type and data, keeping their buffers for
+    /// the next event.
+    fn dispatch(&mut self, on_event: &mut dyn FnMut(SseEventRef<'_>)) {
         if self.data.is_empty() {
             self.event.clear();
             return;
         }
         self.data.pop();
-        let event = if self.event.is_empty() {
-            "message".to_owned()
-        } else {
-            mem::take(&mut self.event)
-        };
-        self.queue.push_back(SseEvent {
-            event,
-            data: mem::take(&mut self.data),
-            last_event_id: self.last_event_id.clone(),
+        on_event(SseEventRef {
+            event: if self.event.is_empty() {
+                "message"
+            } else {
+                &self.event
+            },
+            data: &self.data,
+            last_event_id: &self.last_event_id,
         });
+        self.data.clear();
+        self.event.clear();
     }
 }
 
@@ -276,6 +325,24 @@ mod tests {
 
     fn datas(chunks: &[&[u8]]) -> Vec<String> {
         parse(chunks).into_iter().map(|e| e.data).collect()
+    }
+
+    #[test]
+    fn push_each_hands_over_the_same_events_as_push_split_anywhere() {
+        let stream: &[u8] =
+            b"id: 1\ndata: {\"seq\":0}\n\nevent: x\ndata: a\ndata: b\n\nid: 2\ndata: c\r\n\r\n";
+        let want = parse(&[stream]);
+        assert_eq!(want.len(), 3);
+        for split in 0..=stream.len() {
+            let mut p = SseParser::new();
+            let mut got = Vec::new();
+            for chunk in [&stream[..split], &stream[split..]] {
+                p.push_each(chunk, &mut |e| got.push(e.to_owned_event()))
+                    .unwrap();
+            }
+            assert_eq!(got, want, "split at {split}");
+            assert_eq!(p.next_event(), None, "nothing queued by push_each");
+        }
     }
 
     #[test]

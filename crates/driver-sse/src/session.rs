@@ -1,15 +1,19 @@
 //! The SSE session: `GET /sse?session=new` held open on one connection (events parsed incrementally), and
 //! each call sent as `POST /rpc?session=ID` on a second, as SignalR and browsers do.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::Method;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use pushbench_core::http::{Http1Connection, RpcUpstream, status_error};
-use pushbench_core::{Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts};
+use pushbench_core::{
+    Driver, DriverError, OnMessage, Session, Target, Transport, WireCounter, WireCounts,
+};
 
 use crate::h2::SseHttp2Driver;
 use crate::parser::{SseEvent, SseParser};
@@ -104,6 +108,64 @@ impl EventStream {
                 }
             }
         }
+    }
+}
+
+impl EventStream {
+    /// Waits for the stream's next chunk, then parses it and every further chunk already
+    /// received, handing each `message` event's data to `on_message` as the parser dispatches
+    /// it (borrowed: no allocation per event); returns how many it handed over, `0` at the end
+    /// of the stream. After `on_message` returns `false` the rest of its chunk is discarded.
+    pub(crate) async fn message_batch(
+        &mut self,
+        on_message: &mut OnMessage<'_>,
+    ) -> Result<usize, DriverError> {
+        let mut handed = 0;
+        let mut stopped = false;
+        // Events an earlier `next` parsed but did not take.
+        while let Some(event) = self.parser.next_event() {
+            if event.event == "message" {
+                handed += 1;
+                if !on_message(event.data.as_bytes()) {
+                    return Ok(handed);
+                }
+            }
+        }
+        std::future::poll_fn(|cx| {
+            loop {
+                let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                    Poll::Pending if handed == 0 => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(Ok(handed)),
+                    Poll::Ready(None) => {
+                        // An event without its closing blank line is discarded.
+                        self.parser.finish();
+                        return Poll::Ready(Ok(handed));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        return Poll::Ready(Err(DriverError::Handshake {
+                            what: self.what.clone(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                    Poll::Ready(Some(Ok(frame))) => frame,
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                self.parser
+                    .push_each(&data, &mut |event| {
+                        if event.event == "message" && !stopped {
+                            handed += 1;
+                            stopped = !on_message(event.data.as_bytes());
+                        }
+                    })
+                    .map_err(|e| DriverError::Protocol(format!("{}: {e}", self.what)))?;
+                if stopped {
+                    return Poll::Ready(Ok(handed));
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -215,6 +277,13 @@ impl Session for SseSession {
             }
             Ok(None)
         })
+    }
+
+    fn recv_batch<'a>(
+        &'a mut self,
+        on_message: &'a mut OnMessage<'_>,
+    ) -> BoxFuture<'a, Result<usize, DriverError>> {
+        Box::pin(self.events.message_batch(on_message))
     }
 
     fn wire(&self) -> WireCounts {

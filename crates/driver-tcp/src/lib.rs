@@ -6,10 +6,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use pushbench_core::study::encode_subscribe;
 use pushbench_core::{
-    ClientStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
-    connect_stream,
+    ClientStream, Driver, DriverError, OnMessage, Session, Target, Transport, WireCounter,
+    WireCounts, connect_stream,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// The largest frame the driver accepts from the server.
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
@@ -68,6 +68,21 @@ async fn open(target: &Target) -> Result<TcpSession, DriverError> {
     })
 }
 
+/// The body length of the frame at the start of `buffer` if all of it is there.
+fn complete_frame(buffer: &[u8]) -> Result<Option<usize>, DriverError> {
+    let Some(prefix) = buffer.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    if len > MAX_FRAME {
+        return Err(DriverError::Protocol(format!(
+            "frame of {len} bytes exceeds {MAX_FRAME}"
+        )));
+    }
+    let len = len as usize;
+    Ok((buffer.len() >= 4 + len).then_some(len))
+}
+
 impl Session for TcpSession {
     fn send<'a>(&'a mut self, message: &'a [u8]) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
@@ -104,11 +119,131 @@ impl Session for TcpSession {
         })
     }
 
+    fn recv_batch<'a>(
+        &'a mut self,
+        on_message: &'a mut OnMessage<'_>,
+    ) -> BoxFuture<'a, Result<usize, DriverError>> {
+        Box::pin(async move {
+            let mut handed = 0;
+            if complete_frame(self.stream.buffer())?.is_none() {
+                // Wait (and read across buffer refills) for one whole frame.
+                match self.recv().await? {
+                    None => return Ok(0),
+                    Some(message) => {
+                        handed += 1;
+                        if !on_message(&message) {
+                            return Ok(handed);
+                        }
+                    }
+                }
+            }
+            // Then every whole frame already read, straight from the read buffer.
+            while let Some(len) = complete_frame(self.stream.buffer())? {
+                let keep_going = on_message(&self.stream.buffer()[4..4 + len]);
+                self.stream.consume(4 + len);
+                handed += 1;
+                if !keep_going {
+                    break;
+                }
+            }
+            Ok(handed)
+        })
+    }
+
     fn wire(&self) -> WireCounts {
         self.wire.counts()
     }
 
     fn close(mut self: Box<Self>) -> BoxFuture<'static, Result<(), DriverError>> {
         Box::pin(async move { Ok(self.stream.get_mut().shutdown().await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Every frame handed over once, in order, whole, including one split across reads.
+    #[tokio::test]
+    async fn recv_batch_hands_over_every_frame_once_even_split_across_reads() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Some(listener.local_addr().unwrap()),
+        );
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut bytes: Vec<u8> = ["a", "bb", "ccc"]
+                .iter()
+                .flat_map(|b| frame(b.as_bytes()))
+                .collect();
+            let split = frame(b"dddd");
+            bytes.extend_from_slice(&split[..3]);
+            socket.write_all(&bytes).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            socket.write_all(&split[3..]).await.unwrap();
+            socket.write_all(&frame(b"e")).await.unwrap();
+        });
+        let mut session = TcpDriver.connect(&target).await.unwrap();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut batches = 0;
+        loop {
+            let mut on_message = |m: &[u8]| {
+                got.push(m.to_vec());
+                true
+            };
+            let handed = session.recv_batch(&mut on_message).await.unwrap();
+            if handed == 0 {
+                break;
+            }
+            batches += 1;
+        }
+        server.await.unwrap();
+        let want: Vec<&[u8]> = vec![b"a", b"bb", b"ccc", b"dddd", b"e"];
+        assert_eq!(got, want);
+        assert!(batches >= 2, "the split frame needed a second read");
+    }
+
+    #[tokio::test]
+    async fn recv_batch_stops_where_told_and_rejects_an_oversized_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Some(listener.local_addr().unwrap()),
+        );
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut bytes = [frame(b"x"), frame(b"y")].concat();
+            bytes.extend_from_slice(&(MAX_FRAME + 1).to_be_bytes());
+            socket.write_all(&bytes).await.unwrap();
+            socket
+        });
+        let mut session = TcpDriver.connect(&target).await.unwrap();
+        let _socket = server.await.unwrap();
+        let mut got = Vec::new();
+        let mut first_only = |m: &[u8]| {
+            got.push(m.to_vec());
+            false
+        };
+        assert_eq!(session.recv_batch(&mut first_only).await.unwrap(), 1);
+        assert_eq!(got, [b"x".to_vec()]);
+        let mut all = |_: &[u8]| true;
+        let err = loop {
+            match session.recv_batch(&mut all).await {
+                Ok(handed) => assert!(handed > 0, "ended before the oversized frame"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains(&format!("exceeds {MAX_FRAME}")), "{err}");
     }
 }

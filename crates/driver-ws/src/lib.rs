@@ -11,10 +11,12 @@
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use std::task::Poll;
+
 use futures_util::{SinkExt, StreamExt};
 use pushbench_core::{
-    ClientStream, Driver, DriverError, Session, Target, Transport, WireCounter, WireCounts,
-    connect_stream,
+    ClientStream, Driver, DriverError, OnMessage, Session, Target, Transport, WireCounter,
+    WireCounts, connect_stream,
 };
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -160,6 +162,46 @@ impl Session for WsSession {
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, DriverError>> {
         Box::pin(self.next_message())
+    }
+
+    fn recv_batch<'a>(
+        &'a mut self,
+        on_message: &'a mut OnMessage<'_>,
+    ) -> BoxFuture<'a, Result<usize, DriverError>> {
+        Box::pin(async move {
+            let mut handed = 0;
+            // Polls the socket until it has nothing ready: every frame tungstenite can take
+            // from what it has read (and reads without blocking) goes out in this one batch.
+            std::future::poll_fn(|cx| {
+                loop {
+                    let item = match self.socket.poll_next_unpin(cx) {
+                        Poll::Pending if handed == 0 => return Poll::Pending,
+                        Poll::Pending => return Poll::Ready(Ok(handed)),
+                        Poll::Ready(item) => item,
+                    };
+                    let keep_going = match item {
+                        None | Some(Ok(Message::Close(_))) => false,
+                        Some(Ok(Message::Text(text))) => {
+                            handed += 1;
+                            on_message(text.as_bytes())
+                        }
+                        Some(Ok(Message::Binary(bytes))) => {
+                            handed += 1;
+                            on_message(&bytes)
+                        }
+                        Some(Ok(_)) => true,
+                        Some(Err(tungstenite::Error::Protocol(
+                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                        ))) => false,
+                        Some(Err(e)) => return Poll::Ready(Err(ws_error(e))),
+                    };
+                    if !keep_going {
+                        return Poll::Ready(Ok(handed));
+                    }
+                }
+            })
+            .await
+        })
     }
 
     fn wire(&self) -> WireCounts {
