@@ -102,15 +102,16 @@ impl PeersConfig {
 
     /// How the sides were run, for the notes.
     fn schedule(&self) -> String {
-        format!(
-            "{} alternating rounds{}",
-            self.rounds,
-            if self.warm_up {
-                " after one untimed warm-up run per side"
-            } else {
-                ""
-            }
-        )
+        let rounds = match self.rounds {
+            1 => "1 round".to_owned(),
+            n => format!("{n} alternating rounds"),
+        };
+        let warm_up = if self.warm_up {
+            " after one untimed warm-up run per side"
+        } else {
+            ""
+        };
+        format!("{rounds}{warm_up}")
     }
 }
 
