@@ -8,6 +8,10 @@
 //!   batched ratios to the floor are targets (≥ 0.5×), the per_message ratios are stated beside
 //!   them; the driver's CPU share (client CPU over server CPU per message, batched) is a target
 //!   (≤ 1) for ws and sse.
+//! - memory and scale: against `pushbench serve` child processes (1 worker thread), the
+//!   server's VmRSS growth per idle WS and SSE subscriber at 10 000 connections (target ≤ 32 KiB)
+//!   and the delivery p99 of 10 broadcasts 100 ms apart to 19 000 subscribers in `pushbench
+//!   drive` child processes (target ≤ 100 ms, zero loss required); see `pushbench perf`.
 //! - peers: pushbench against the Node.js reference (`scripts/reference/node`), in one run:
 //!   its server against the Node server (`server.js`, Express 5 + ws) with pushbench's drivers
 //!   on push (64 B batched) and fan-out p99 (300 subscribers), and its ws and sse drivers
@@ -78,10 +82,15 @@ fn main() {
     let mut writer = RunWriter::create(&out, run_config).expect("create the result directory");
 
     let mut targets = Vec::new();
-    // Figure groups, each one function appending its targets. Memory per idle connection and
-    // fan-out scale (issue 6, items 3 and 4) plug in here, e.g.
-    //     perf::memory::targets(&harness, test_mode, &mut targets);
-    //     perf::scale::targets(&harness, test_mode, &mut targets);
+    // Figure groups, each one function appending its targets.
+    println!("pushbench: server memory per idle connection and fan-out at scale (child processes)");
+    let work = tempfile::tempdir().expect("a temporary directory");
+    harness.runtime.block_on(perf::child_server_targets(
+        Path::new(env!("CARGO_BIN_EXE_pushbench")),
+        &child_server_sizes(test_mode),
+        work.path(),
+        &mut targets,
+    ));
     push_targets(&harness, &plans, &mut writer, &mut targets);
     let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/node");
     let exe = Path::new(env!("CARGO_BIN_EXE_pushbench"));
@@ -111,6 +120,25 @@ fn main() {
         "\nPerformance targets\n{}",
         perf::targets_table(&file.targets)
     );
+}
+
+/// 10 000 idle connections; 19 000 subscribers (the open-files limit) of 10 broadcasts 100 ms
+/// apart; a few hundred under `--test`.
+fn child_server_sizes(test_mode: bool) -> perf::ChildServerSizes {
+    let (idle_connections, clients, messages) = if test_mode {
+        (200, 200, 3)
+    } else {
+        (10_000, 19_000, 10)
+    };
+    perf::ChildServerSizes {
+        idle_connections,
+        scale: perf::ScaleSpec {
+            clients,
+            messages,
+            interval_ms: 100,
+            server_threads: 1,
+        },
+    }
 }
 
 /// Push, 64 B, over ws, sse and the tcp floor: batched, then per_message.

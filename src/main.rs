@@ -60,7 +60,7 @@ enum Command {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  pushbench perf memory --transports ws,sse --connections 10000\n  pushbench perf scale --transports ws,sse --clients 19000\n\nThe server is this binary's `serve` as a child process (1 worker thread). memory: the client\nsockets are held by this process, so both need N open files (ulimit -n). scale: the clients\nrun in `pushbench drive` child processes of at most 9 500 each, from 127.0.0.2, 127.0.0.3, ..."
+    after_help = "Examples:\n  pushbench perf memory --transports ws,sse --connections 10000\n  pushbench perf scale --transports ws,sse --clients 19000\n\nThe server is this binary's `serve` as a child process (1 worker thread). memory: the client\nsockets are held by this process, so both need N open files (ulimit -n). scale: the clients\nrun in `pushbench drive` child processes of at most 9 500 each, from their own loopback addresses (127.X.Y.2, .3, ...)"
 )]
 struct PerfArgs {
     /// Which measurement: `memory` holds N idle broadcast subscribers (WS upgraded, SSE headers
@@ -87,6 +87,12 @@ struct PerfArgs {
     /// scale: messages broadcast.
     #[arg(long, default_value_t = 10, value_name = "N")]
     messages: u64,
+    /// scale: milliseconds between broadcast messages.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    interval_ms: u64,
+    /// scale: worker threads of the server child (`pushbench serve --threads`).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    server_threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -447,13 +453,13 @@ fn perf(args: PerfArgs) -> anyhow::Result<ExitCode> {
         let work = tempfile::tempdir()?;
         for transport in transports {
             let dir = work.path().join(transport.name());
-            let m = runtime.block_on(pushbench::perf::scale(
-                &exe,
-                transport,
-                args.clients,
-                args.messages,
-                &dir,
-            ))?;
+            let spec = pushbench::perf::ScaleSpec {
+                clients: args.clients,
+                messages: args.messages,
+                interval_ms: args.interval_ms,
+                server_threads: args.server_threads,
+            };
+            let m = runtime.block_on(pushbench::perf::scale(&exe, transport, &spec, &dir))?;
             let t = m.target();
             all_met &= t.met;
             println!(
@@ -461,10 +467,10 @@ fn perf(args: PerfArgs) -> anyhow::Result<ExitCode> {
                 t.id,
                 m.p99_ms,
                 m.p50_ms,
-                m.clients,
+                m.spec.clients,
                 m.drivers,
                 m.received,
-                m.clients * m.messages,
+                m.spec.clients * m.spec.messages,
                 t.bound_text(),
                 if t.met { "met" } else { "MISSED" }
             );

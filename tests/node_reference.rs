@@ -131,11 +131,10 @@ fn the_node_client_receives_a_push_from_pushbench_serve_whole() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = BufReader::new(server.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // Keep the server's stdout open for the whole test: it prints more lines after the first,
+    // and a closed pipe would end it.
+    let mut stdout = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
     let server = Node(server);
     let http = first.strip_prefix("http ").unwrap().to_owned();
     for (transport, library) in [("ws", "ws "), ("sse", "eventsource ")] {
@@ -183,6 +182,7 @@ fn the_node_client_receives_a_push_from_pushbench_serve_whole() {
     );
     // With the server gone the client reports the failure and exits 1.
     drop(server);
+    drop(stdout);
     let output = Command::new("node")
         .arg("client.js")
         .arg(format!("http://{http}"))

@@ -34,10 +34,16 @@ async fn idle_sse_connections_are_held_and_measured() {
 async fn scale_delivers_every_message_to_every_driver_client() {
     let work = tempfile::tempdir().expect("tempdir");
     // 9 501 would need two drivers; 40 clients in one driver keeps the test small.
-    let s = pushbench::perf::scale(Path::new(EXE), PerfTransport::Sse, 40, 3, work.path())
+    let spec = pushbench::perf::ScaleSpec {
+        clients: 40,
+        messages: 3,
+        interval_ms: 20,
+        server_threads: 1,
+    };
+    let s = pushbench::perf::scale(Path::new(EXE), PerfTransport::Sse, &spec, work.path())
         .await
         .expect("scale");
-    assert_eq!((s.clients, s.drivers, s.received), (40, 1, 120));
+    assert_eq!((s.spec.clients, s.drivers, s.received), (40, 1, 120));
     assert!(s.p99_ms > 0.0 && s.p99_ms >= s.p50_ms, "{s:?}");
     assert_eq!(s.target().id, "scale.fanout_40.sse.p99_ms");
 }

@@ -83,19 +83,10 @@ pub struct IdleMemory {
 impl IdleMemory {
     /// The figure as an issue-6 target: `memory.idle.<transport>` ≤ 32 KiB.
     pub fn target(&self) -> PerfTarget {
-        let kib = self.bytes_per_connection / 1024.0;
-        PerfTarget::new(
-            &format!("memory.idle.{}", self.transport),
-            &format!(
-                "server memory per idle {} connection (VmRSS growth at {} connections / {})",
-                self.transport.name().to_uppercase(),
-                self.connections,
-                self.connections
-            ),
-            "KiB",
-            Bound::AtMost,
-            IDLE_TARGET_KIB,
-            Some(kib),
+        idle_target(
+            self.transport,
+            self.connections,
+            Some(self.bytes_per_connection / 1024.0),
         )
         .with_note(format!(
             "pushbench serve as a child process, 1 worker thread; VmRSS {:.1} MiB idle (after one warm-up connection), {:.1} MiB with {} subscribers",
@@ -104,6 +95,29 @@ impl IdleMemory {
             self.connections
         ))
     }
+
+    /// The target of a measurement that failed: no value, the error as its note.
+    pub fn unmeasured(
+        transport: PerfTransport,
+        connections: u64,
+        error: &anyhow::Error,
+    ) -> PerfTarget {
+        idle_target(transport, connections, None).with_note(format!("not measured: {error:#}"))
+    }
+}
+
+fn idle_target(transport: PerfTransport, connections: u64, kib: Option<f64>) -> PerfTarget {
+    PerfTarget::new(
+        &format!("memory.idle.{transport}"),
+        &format!(
+            "server memory per idle {} connection (VmRSS growth at {connections} connections / {connections})",
+            transport.name().to_uppercase(),
+        ),
+        "KiB",
+        Bound::AtMost,
+        IDLE_TARGET_KIB,
+        kib,
+    )
 }
 
 /// `VmRSS` in bytes from the text of a `/proc/PID/status` file.
@@ -145,9 +159,11 @@ pub(crate) struct ServerChild {
 }
 
 impl ServerChild {
-    pub(crate) async fn start(exe: &Path) -> anyhow::Result<Self> {
+    /// Starts `exe serve` on a free loopback port with `threads` runtime worker threads.
+    pub(crate) async fn start(exe: &Path, threads: usize) -> anyhow::Result<Self> {
         let mut child = Command::new(exe)
-            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "1"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--threads"])
+            .arg(threads.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -261,7 +277,7 @@ pub async fn idle_memory(
     connections: u64,
 ) -> anyhow::Result<IdleMemory> {
     anyhow::ensure!(connections > 0, "--connections: expected at least 1");
-    let server = ServerChild::start(exe).await?;
+    let server = ServerChild::start(exe, 1).await?;
     let addr = server.http;
     // Warm-up: one connection pays the first-use costs (allocator arenas, the topic).
     let _warm = open_idle(transport, addr)

@@ -12,9 +12,44 @@ pub mod scale;
 
 pub use memory::{IdleMemory, PerfTransport, idle_memory};
 pub use pushbench_schema::{Bound, PerfTarget};
-pub use scale::{Scale, scale};
+pub use scale::{Scale, ScaleSpec, scale};
 
 use pushbench_core::cpu::SERVER_THREADS;
+
+/// Sizes of the figure groups measured against `pushbench serve` child processes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChildServerSizes {
+    /// Idle connections held for the memory figure.
+    pub idle_connections: u64,
+    /// The fan-out measured for the scale figure.
+    pub scale: ScaleSpec,
+}
+
+/// Server memory per idle connection and fan-out at scale, for ws and then sse, each against a
+/// fresh `exe serve` child process (`work` holds the drivers' results); a measurement that
+/// fails still gives its target, without a value and with the error as its note.
+pub async fn child_server_targets(
+    exe: &std::path::Path,
+    sizes: &ChildServerSizes,
+    work: &std::path::Path,
+    out: &mut Vec<PerfTarget>,
+) {
+    for transport in [PerfTransport::Ws, PerfTransport::Sse] {
+        out.push(
+            match idle_memory(exe, transport, sizes.idle_connections).await {
+                Ok(m) => m.target(),
+                Err(e) => IdleMemory::unmeasured(transport, sizes.idle_connections, &e),
+            },
+        );
+    }
+    for transport in [PerfTransport::Ws, PerfTransport::Sse] {
+        let dir = work.join(format!("scale-{transport}"));
+        out.push(match scale(exe, transport, &sizes.scale, &dir).await {
+            Ok(m) => m.target(),
+            Err(e) => Scale::unmeasured(transport, &sizes.scale, &e),
+        });
+    }
+}
 
 /// CPU time of the client threads (every thread not named like the server's, as
 /// [`pushbench_core::cpu::Threads::Client`] counts them), split by where it ran.

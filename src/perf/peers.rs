@@ -620,7 +620,7 @@ async fn compare(
     node: &NodeReference,
     config: &PeersConfig,
 ) -> anyhow::Result<Vec<Comparison>> {
-    let server = ServerChild::start(exe).await?;
+    let server = ServerChild::start(exe, 1).await?;
     let ours = Target::new(server.http, None);
     let peer = NodeServer::start(node).await?;
     let mut out = Vec::new();

@@ -1,6 +1,6 @@
 //! Broadcast fan-out at the open-files limit: `pushbench serve` as a child process (the whole
 //! per-process file limit for its sockets), the subscribers in `pushbench drive` child processes
-//! from their own loopback source addresses (127.0.0.2, 127.0.0.3, ...: each its own ephemeral
+//! from their own loopback source addresses (127.X.Y.2, 127.X.Y.3, ...: each its own ephemeral
 //! ports and file limit), their results combined by `pushbench merge`, and the p99 of delivery
 //! latency checked against issue 6's 100 ms. Zero loss is required: a lost, duplicated or
 //! out-of-order message fails the measurement.
@@ -20,17 +20,29 @@ pub const SCALE_TARGET_MS: f64 = 100.0;
 /// Subscribers one driver process holds at most (its file limit is 20 000 here).
 pub const CLIENTS_PER_DRIVER: u64 = 9_500;
 
+/// What [`scale`] measures: how many subscribers, how many broadcasts how far apart, and how
+/// many worker threads the server gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaleSpec {
+    /// Subscribers over every driver process.
+    pub clients: u64,
+    /// Messages broadcast.
+    pub messages: u64,
+    /// Milliseconds between broadcast messages.
+    pub interval_ms: u64,
+    /// Worker threads of the `pushbench serve` child.
+    pub server_threads: usize,
+}
+
 /// What [`scale`] measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scale {
     /// The transport of the subscribers.
     pub transport: PerfTransport,
-    /// Subscribers over every driver process.
-    pub clients: u64,
+    /// What was measured.
+    pub spec: ScaleSpec,
     /// Driver processes.
     pub drivers: u64,
-    /// Messages broadcast.
-    pub messages: u64,
     /// Messages delivered over every subscriber.
     pub received: u64,
     /// Delivery latency percentiles, ms.
@@ -42,27 +54,42 @@ pub struct Scale {
 impl Scale {
     /// The figure as an issue-6 target: `scale.fanout_<clients>.<transport>.p99_ms` ≤ 100 ms.
     pub fn target(&self) -> PerfTarget {
-        PerfTarget::new(
-            &format!("scale.fanout_{}.{}.p99_ms", self.clients, self.transport),
-            &format!(
-                "broadcast delivery p99 to {} {} subscribers",
-                self.clients,
-                self.transport.name().to_uppercase()
-            ),
-            "ms",
-            Bound::AtMost,
-            SCALE_TARGET_MS,
-            Some(self.p99_ms),
-        )
-        .with_note(format!(
-            "pushbench serve (1 worker thread) as a child, {} drive processes from 127.0.0.2.., {} messages 100 ms apart, {}/{} delivered; p50 {:.1} ms",
+        let spec = &self.spec;
+        scale_target(self.transport, spec, Some(self.p99_ms)).with_note(format!(
+            "pushbench serve ({} worker threads) as a child, {} drive processes from their own loopback addresses, {} messages {} ms apart, {}/{} delivered; p50 {:.1} ms",
+            spec.server_threads,
             self.drivers,
-            self.messages,
+            spec.messages,
+            spec.interval_ms,
             self.received,
-            self.clients * self.messages,
+            spec.clients * spec.messages,
             self.p50_ms
         ))
     }
+
+    /// The target of a measurement that failed: no value, the error as its note.
+    pub fn unmeasured(
+        transport: PerfTransport,
+        spec: &ScaleSpec,
+        error: &anyhow::Error,
+    ) -> PerfTarget {
+        scale_target(transport, spec, None).with_note(format!("not measured: {error:#}"))
+    }
+}
+
+fn scale_target(transport: PerfTransport, spec: &ScaleSpec, p99_ms: Option<f64>) -> PerfTarget {
+    PerfTarget::new(
+        &format!("scale.fanout_{}.{transport}.p99_ms", spec.clients),
+        &format!(
+            "broadcast delivery p99 to {} {} subscribers",
+            spec.clients,
+            transport.name().to_uppercase()
+        ),
+        "ms",
+        Bound::AtMost,
+        SCALE_TARGET_MS,
+        p99_ms,
+    )
 }
 
 /// Driver processes for `clients` subscribers: `ceil(clients / CLIENTS_PER_DRIVER)`.
@@ -70,18 +97,26 @@ pub fn drivers_for(clients: u64) -> u64 {
     clients.div_ceil(CLIENTS_PER_DRIVER).max(1)
 }
 
-/// Broadcasts `messages` messages to `clients` subscribers of `transport` and returns the
-/// delivery latency; `exe` is the pushbench binary, `work` a directory for the drivers' results.
+/// Broadcasts `spec.messages` messages to `spec.clients` subscribers of `transport` and
+/// returns the delivery latency; `exe` is the pushbench binary, `work` a directory for the
+/// drivers' results.
 pub async fn scale(
     exe: &Path,
     transport: PerfTransport,
-    clients: u64,
-    messages: u64,
+    spec: &ScaleSpec,
     work: &Path,
 ) -> anyhow::Result<Scale> {
+    let ScaleSpec {
+        clients, messages, ..
+    } = *spec;
     anyhow::ensure!(clients > 0, "--clients: expected at least 1");
     anyhow::ensure!(messages > 0, "--messages: expected at least 1");
-    let server = ServerChild::start(exe).await?;
+    anyhow::ensure!(spec.interval_ms > 0, "--interval-ms: expected at least 1");
+    anyhow::ensure!(
+        spec.server_threads > 0,
+        "--server-threads: expected at least 1"
+    );
+    let server = ServerChild::start(exe, spec.server_threads).await?;
     let drivers = drivers_for(clients);
     let topic = format!("scale-{}-{}", transport, std::process::id());
     let mut children = Vec::new();
@@ -95,13 +130,15 @@ pub async fn scale(
             .arg(format!("http://{}", server.http))
             .args(["--transport", transport.name()])
             .arg("--source")
-            .arg(format!("127.0.0.{}", i + 2))
+            .arg(pushbench_core::broadcast::loopback_source(i).to_string())
             .arg("--clients")
             .arg(share.to_string())
             .arg("--subscribers")
             .arg(clients.to_string())
             .arg("--messages")
             .arg(messages.to_string())
+            .arg("--interval-us")
+            .arg((spec.interval_ms * 1000).to_string())
             .arg("--topic")
             .arg(&topic)
             .arg("--out")
@@ -154,9 +191,8 @@ pub async fn scale(
     };
     Ok(Scale {
         transport,
-        clients,
+        spec: *spec,
         drivers,
-        messages,
         received: i.received,
         p50_ms: ms(case.metrics.p50_us, "p50")?,
         p99_ms: ms(case.metrics.p99_us, "p99")?,

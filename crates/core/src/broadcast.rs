@@ -561,15 +561,22 @@ pub async fn run_fanout_case(
     }
 }
 
-/// A loopback source address per driver process (127.0.0.2, .3, ...), each with its own
-/// ephemeral ports; other targets keep the kernel's choice.
+/// A loopback source address per driver process, each with its own ephemeral ports; other
+/// targets keep the kernel's choice.
 fn source_for(target: &Target, process: u64) -> Option<IpAddr> {
     match target.http.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() => {
-            Some(IpAddr::from([127, 0, 0, 2 + (process % 250) as u8]))
-        }
+        IpAddr::V4(ip) if ip.is_loopback() => Some(IpAddr::V4(loopback_source(process))),
         _ => target.source,
     }
+}
+
+/// The loopback address driver process `process` of this run connects from: 127.X.Y.(2 +
+/// process), with X.Y taken from this process's id. A source address bound before `connect`
+/// holds its port while the closed connection sits in TIME_WAIT (60 s), so two runs of 19 000
+/// clients from the same addresses within a minute ran out of ports; each run gets fresh ones.
+pub fn loopback_source(process: u64) -> std::net::Ipv4Addr {
+    let [.., x, y] = std::process::id().to_be_bytes();
+    std::net::Ipv4Addr::new(127, x, y, 2 + (process % 250) as u8)
 }
 
 /// Runs `processes` driver processes sharing `spec.clients`; each writes its part as a run
@@ -889,6 +896,20 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_processes_connect_from_distinct_loopback_addresses_other_than_the_servers() {
+        let sources: Vec<_> = (0..250).map(loopback_source).collect();
+        let distinct: std::collections::HashSet<_> = sources.iter().collect();
+        assert_eq!(distinct.len(), 250);
+        for ip in &sources {
+            assert!(ip.is_loopback(), "{ip}");
+            assert_ne!(*ip, std::net::Ipv4Addr::LOCALHOST);
+        }
+        // Every address binds here, as a driver process binds it before connecting.
+        let socket = std::net::TcpListener::bind((sources[249], 0)).expect("bind");
+        assert_eq!(socket.local_addr().expect("addr").ip(), sources[249]);
+    }
 
     #[test]
     fn bisect_narrows_between_the_last_pass_and_the_first_fail() {

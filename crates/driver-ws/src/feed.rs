@@ -9,7 +9,7 @@ use pushbench_core::reconnect::{FeedEvent, FeedPlan, Follower, note_failure};
 use pushbench_core::study::decode_reply;
 use pushbench_core::{DriverError, Target, Transport, WireCounter, WireCounts};
 
-use crate::{WsDriver, open_counted};
+use crate::{READ_BUFFER, WsDriver, open_counted};
 
 /// The frame that says the feed is over.
 const END: &[u8] = br#"{"op":"end"}"#;
@@ -36,7 +36,7 @@ impl Follower for WsDriver {
                 if let (true, Some(last)) = (resume, last) {
                     path.push_str(&format!("&after={last}"));
                 }
-                let reason = match open_counted(target, &path, wire.clone()).await {
+                let reason = match open_counted(target, &path, wire.clone(), READ_BUFFER).await {
                     // Retrying cannot help a target without the endpoint.
                     Err(e @ DriverError::NotImplemented { .. }) => return Err(e),
                     Err(e) => e.to_string(),
