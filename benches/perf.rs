@@ -12,6 +12,13 @@
 //!   server's VmRSS growth per idle WS and SSE subscriber at 10 000 connections (target ≤ 32 KiB)
 //!   and the delivery p99 of 10 broadcasts 100 ms apart to 19 000 subscribers in `pushbench
 //!   drive` child processes (target ≤ 100 ms, zero loss required); see `pushbench perf`.
+//! - peers: pushbench against the Node.js reference (`scripts/reference/node`), in one run:
+//!   its server against the Node server (`server.js`, Express 5 + ws) with pushbench's drivers
+//!   on push (64 B batched) and fan-out p99 (300 subscribers), and its ws and sse drivers
+//!   against the Node client (`client.js`, ws and eventsource) on push against one
+//!   `pushbench serve --threads 1`; ratios oriented so > 1 means pushbench is better, target
+//!   ≥ 1 (alternating runs after a warm-up, 5 rounds, medians; any loss leaves a figure
+//!   unmeasured). Without Node or `npm ci` the targets are listed as not measured.
 //! - SSE parser: criterion group `perf/sse-parser` (`Throughput::Bytes`) parsing an event
 //!   stream like the server's (`id:` and `data:` lines, 64 B and 1 KiB payloads) delivered in
 //!   16 KiB chunks; the target (≥ 1 GB/s) reads criterion's estimate.
@@ -48,9 +55,15 @@ fn main() {
     let harness = Harness::start().expect("start the in-process server");
     let plans = push_plans(test_mode);
     let parser_streams = parser_streams(test_mode);
+    let peers = if test_mode {
+        perf::peers::PeersConfig::test()
+    } else {
+        perf::peers::PeersConfig::full()
+    };
     let mut run_config = harness.run_config("push", &plans[0].config_value());
     run_config["perf"] = serde_json::json!({
         "push_plans": plans.iter().map(Plan::config_value).collect::<Vec<_>>(),
+        "peers": peers,
         "sse_parser": {
             "chunk_bytes": CHUNK,
             "streams": parser_streams.iter().map(|s| serde_json::json!({
@@ -79,6 +92,9 @@ fn main() {
         &mut targets,
     ));
     push_targets(&harness, &plans, &mut writer, &mut targets);
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/node");
+    let exe = Path::new(env!("CARGO_BIN_EXE_pushbench"));
+    perf::peers::targets(&harness, exe, &node_dir, &peers, &mut targets);
     let criterion_dir = criterion_dir();
     let mut criterion = Criterion::default()
         .sample_size(20)

@@ -6,6 +6,7 @@
 //! `&mut Vec<PerfTarget>`, so the bench gathers them in one list.
 
 pub mod memory;
+pub mod peers;
 pub mod push;
 pub mod scale;
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v node >/dev/null; then
-    echo "run.sh: node is not installed (Node 18 or later is needed)" >&2
+    echo "run.sh: node is not installed (Node 20 or later is needed)" >&2
     exit 1
 fi
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
