@@ -197,17 +197,22 @@ mod tests {
         let mut session = TcpDriver.connect(&target).await.unwrap();
         let mut got: Vec<Vec<u8>> = Vec::new();
         let mut batches = 0;
-        loop {
-            let mut on_message = |m: &[u8]| {
-                got.push(m.to_vec());
-                true
-            };
-            let handed = session.recv_batch(&mut on_message).await.unwrap();
-            if handed == 0 {
-                break;
+        // A broken hand-over could wait forever for a frame it already consumed: fail instead.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let mut on_message = |m: &[u8]| {
+                    got.push(m.to_vec());
+                    true
+                };
+                let handed = session.recv_batch(&mut on_message).await.unwrap();
+                if handed == 0 {
+                    break;
+                }
+                batches += 1;
             }
-            batches += 1;
-        }
+        })
+        .await
+        .expect("recv_batch stalled: no end of stream within 10 s");
         server.await.unwrap();
         let want: Vec<&[u8]> = vec![b"a", b"bb", b"ccc", b"dddd", b"e"];
         assert_eq!(got, want);
