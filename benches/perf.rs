@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use pushbench::perf::{self, Bound, PerfTarget};
 use pushbench::{Harness, Plan, RunWriter};
-use pushbench_core::{Flush, PushConfig, RunEvent, Transport};
+use pushbench_core::{Flush, PushConfig, Transport};
 use pushbench_driver_sse::SseParser;
 
 /// The SSE parser target, GB/s.
@@ -176,15 +176,7 @@ fn push_targets(
     for plan in plans {
         let batched = matches!(plan, Plan::Push(c) if c.flush == [Flush::Batched]);
         let before = perf::CpuSplit::client_now();
-        let offset = writer.file().cases.len();
-        let mut on_event = |event: RunEvent<'_>| match event {
-            RunEvent::GroupStarted { label, .. } => println!("pushbench: {label}"),
-            RunEvent::CaseMeasured { index, case } => {
-                writer
-                    .set(offset + index, case.clone())
-                    .expect("write results");
-            }
-        };
+        let mut on_event = writer.bench_events();
         harness.runtime.block_on(plan.run(harness, &mut on_event));
         if batched {
             batched_kernel_share = perf::CpuSplit::client_now()

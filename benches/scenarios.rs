@@ -224,15 +224,7 @@ fn main() {
             plan.id(),
             plan.expected()
         );
-        let offset = writer.file().cases.len();
-        let mut on_event = |event: RunEvent<'_>| match event {
-            RunEvent::GroupStarted { label, .. } => println!("pushbench: {label}"),
-            RunEvent::CaseMeasured { index, case } => {
-                writer
-                    .set(offset + index, case.clone())
-                    .expect("write results");
-            }
-        };
+        let mut on_event = writer.bench_events();
         harness
             .runtime
             .block_on(plan.run_on(&harness, target, &mut on_event));

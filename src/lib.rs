@@ -272,6 +272,20 @@ impl RunWriter {
         self.file.write(&self.dir)
     }
 
+    /// The benches' event handler for one plan: prints each group's label and writes each
+    /// measured case after the cases already in the run (panicking if the files cannot be
+    /// written: a bench has no one to report the error to).
+    pub fn bench_events(&mut self) -> impl FnMut(RunEvent<'_>) + Send + '_ {
+        let offset = self.file.cases.len();
+        move |event| match event {
+            RunEvent::GroupStarted { label, .. } => println!("pushbench: {label}"),
+            RunEvent::CaseMeasured { index, case } => {
+                self.set(offset + index, case.clone())
+                    .expect("write results");
+            }
+        }
+    }
+
     /// Replaces the run's performance targets (`cargo bench --bench perf`) and rewrites the
     /// files.
     pub fn set_targets(&mut self, targets: Vec<PerfTarget>) -> Result<(), SchemaError> {
