@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use pushbench_core::reconnect::{FeedEvent, FeedPlan, Follower, note_failure};
 use pushbench_core::study::decode_reply;
-use pushbench_core::{DriverError, Target, Transport, WireCounter, WireCounts};
+use pushbench_core::{DriverError, Session, Target, Transport, WireCounter, WireCounts};
 
 use crate::{READ_BUFFER, WsDriver, open_counted};
 
@@ -41,9 +41,9 @@ impl Follower for WsDriver {
                     Err(e @ DriverError::NotImplemented { .. }) => return Err(e),
                     Err(e) => e.to_string(),
                     Ok(mut session) => loop {
-                        match session.next_message().await {
+                        match session.recv().await {
                             Ok(Some(message)) if message.as_ref() == END => {
-                                let _ = session.socket.close(None).await;
+                                let _ = Box::new(session).close().await;
                                 return Ok(wire.counts());
                             }
                             Ok(Some(message)) => {
