@@ -259,3 +259,276 @@ impl WsSession {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Cursor;
+    use std::time::Instant;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tungstenite::protocol::frame::FrameHeader;
+
+    use super::*;
+
+    /// Runs a test body, failing it (instead of hanging) if it stalls: a missing pong or
+    /// close would otherwise leave client and server each waiting for the other.
+    async fn within<T>(body: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), body)
+            .await
+            .expect("stalled for 10 s")
+    }
+
+    /// A server that accepts one connection, reads the upgrade request and hands the socket
+    /// and the request's `Sec-WebSocket-Key` to `script`.
+    async fn one_connection<F, Fut>(script: F) -> (Target, tokio::task::JoinHandle<()>)
+    where
+        F: FnOnce(TcpStream, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target::new(listener.local_addr().unwrap(), None);
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8];
+                socket.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .to_owned();
+            script(socket, key).await;
+        });
+        (target, server)
+    }
+
+    fn switching(key: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            tungstenite::handshake::derive_accept_key(key.as_bytes())
+        )
+        .into_bytes()
+    }
+
+    /// An unmasked server frame with a payload under 126 bytes.
+    fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![first, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Reads one client frame: its opcode and unmasked payload.
+    async fn read_client_frame(socket: &mut TcpStream) -> (u8, Vec<u8>) {
+        let mut bytes = Vec::new();
+        loop {
+            let mut cursor = Cursor::new(&bytes);
+            if let Some((header, len)) = FrameHeader::parse(&mut cursor).unwrap() {
+                let start = cursor.position() as usize;
+                if bytes.len() >= start + len as usize {
+                    let mask = header.mask.expect("client frames are masked");
+                    let payload = bytes[start..start + len as usize]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| b ^ mask[i & 3])
+                        .collect();
+                    return (u8::from(header.opcode), payload);
+                }
+            }
+            let mut byte = [0u8];
+            socket.read_exact(&mut byte).await.unwrap();
+            bytes.push(byte[0]);
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_sent_with_the_101_are_kept_and_a_ping_is_answered_before_reading_on() {
+        within(async {
+            let (target, server) = one_connection(|mut socket, key| async move {
+                let mut first = switching(&key);
+                first.extend(server_frame(0x81, b"first"));
+                first.extend(server_frame(0x89, b"p"));
+                socket.write_all(&first).await.unwrap();
+                // The pong must come before the client needs anything more from us.
+                assert_eq!(read_client_frame(&mut socket).await, (0x0a, b"p".to_vec()));
+                socket
+                    .write_all(&server_frame(0x81, b"second"))
+                    .await
+                    .unwrap();
+                // EOF without a close frame.
+            })
+            .await;
+            let mut session = WsDriver.connect(&target).await.unwrap();
+            assert_eq!(session.recv().await.unwrap().unwrap(), &b"first"[..]);
+            assert_eq!(session.recv().await.unwrap().unwrap(), &b"second"[..]);
+            server.await.unwrap();
+            assert_eq!(session.recv().await.unwrap(), None);
+            let mut any = |_: &[u8]| true;
+            assert_eq!(session.recv_batch(&mut any).await.unwrap(), 0);
+            assert!(session.wire().up > 0 && session.wire().down > 0);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_close_from_the_server_is_echoed_and_ends_the_session() {
+        within(async {
+            let (target, server) = one_connection(|mut socket, key| async move {
+                let mut bytes = switching(&key);
+                bytes.extend(server_frame(0x81, b"one"));
+                bytes.extend(server_frame(0x81, b"two"));
+                bytes.extend(server_frame(0x88, &[0x03, 0xe9]));
+                socket.write_all(&bytes).await.unwrap();
+                assert_eq!(
+                    read_client_frame(&mut socket).await,
+                    (0x08, vec![0x03, 0xe9])
+                );
+                // Nothing more: the client's close() must not send a second close.
+                let mut rest = Vec::new();
+                socket.read_to_end(&mut rest).await.unwrap();
+                assert_eq!(rest, Vec::<u8>::new());
+            })
+            .await;
+            let mut session = WsDriver.connect(&target).await.unwrap();
+            let mut got = Vec::new();
+            let mut all = |m: &[u8]| {
+                got.push(m.to_vec());
+                true
+            };
+            assert_eq!(session.recv_batch(&mut all).await.unwrap(), 2);
+            assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
+            assert_eq!(session.recv().await.unwrap(), None);
+            let error = session.send(b"late").await.unwrap_err().to_string();
+            assert!(error.contains("closed"), "{error}");
+            session.close().await.unwrap();
+            server.await.unwrap();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn close_sends_a_normal_closure_and_returns_on_the_servers_close() {
+        within(async {
+            let (target, server) = one_connection(|mut socket, key| async move {
+                socket.write_all(&switching(&key)).await.unwrap();
+                assert_eq!(
+                    read_client_frame(&mut socket).await,
+                    (0x01, b"hello".to_vec())
+                );
+                assert_eq!(
+                    read_client_frame(&mut socket).await,
+                    (0x08, 1000u16.to_be_bytes().to_vec())
+                );
+                // A message still in flight, then the close; the socket stays open meanwhile.
+                let mut bytes = server_frame(0x81, b"late");
+                bytes.extend(server_frame(0x88, &1000u16.to_be_bytes()));
+                socket.write_all(&bytes).await.unwrap();
+                // The client already sent its close: it answers ours with nothing more.
+                let mut rest = Vec::new();
+                socket.read_to_end(&mut rest).await.unwrap();
+                assert_eq!(rest, Vec::<u8>::new());
+            })
+            .await;
+            let mut session = WsDriver.connect(&target).await.unwrap();
+            session.send(b"hello").await.unwrap();
+            let started = Instant::now();
+            session.close().await.unwrap();
+            assert!(started.elapsed() < CLOSE_WAIT, "{:?}", started.elapsed());
+            server.await.unwrap();
+        })
+        .await;
+    }
+
+    /// The error `connect` gives when the server answers the upgrade with `answer`.
+    async fn refusal(answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static) -> DriverError {
+        let (target, server) = one_connection(|mut socket, key| async move {
+            socket.write_all(&answer(&key)).await.unwrap();
+        })
+        .await;
+        let error = match WsDriver.connect(&target).await {
+            Ok(_) => panic!("connected"),
+            Err(e) => e,
+        };
+        server.await.unwrap();
+        error
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_wrong_upgrade_is_a_handshake_error_naming_why() {
+        within(async {
+            let error =
+                refusal(|_| b"HTTP/1.1 400 Bad Request\r\ncontent-length: 5\r\n\r\nnope\n".to_vec())
+                    .await;
+            assert!(
+                matches!(&error, DriverError::Handshake { reason, .. } if reason == "HTTP error: 400 Bad Request: nope"),
+                "{error}"
+            );
+            let error =
+                refusal(|_| b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno".to_vec()).await;
+            assert!(
+                matches!(&error, DriverError::Status { status: 404, path, body, .. } if path == "/ws" && body == "no"),
+                "{error}"
+            );
+            let error = refusal(|_| {
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n".to_vec()
+            })
+            .await;
+            assert!(
+                error
+                    .to_string()
+                    .contains("Sec-WebSocket-Accept is \"d3Jvbmc=\""),
+                "{error}"
+            );
+            let error = refusal(|key| {
+                String::from_utf8(switching(key))
+                    .unwrap()
+                    .replace("Upgrade: websocket\r\n", "")
+                    .into_bytes()
+            })
+            .await;
+            assert!(
+                error.to_string().contains("lacks `Upgrade: websocket`"),
+                "{error}"
+            );
+            let error = refusal(|key| {
+                let mut answer = switching(key);
+                answer.truncate(answer.len() - 2);
+                answer.extend_from_slice(b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+                answer
+            })
+            .await;
+            assert!(error.to_string().contains("permessage-deflate"), "{error}");
+            let error = refusal(|_| b"HTTP/1.1 101 Switch".to_vec()).await;
+            assert!(
+                error
+                    .to_string()
+                    .contains("closed the connection before answering"),
+                "{error}"
+            );
+            assert!(
+                matches!(&error, DriverError::Handshake { what, .. } if what.starts_with("WebSocket handshake with ws://127.0.0.1:")),
+                "{error:?}"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_topic_that_cannot_go_in_a_request_line_is_refused_naming_why() {
+        within(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let target = Target::new(listener.local_addr().unwrap(), None);
+            let error = match WsDriver.subscribe(&target, "a b\r\nX-Injected: 1").await {
+                Ok(_) => panic!("subscribed"),
+                Err(e) => e.to_string(),
+            };
+            assert!(error.contains("cannot go in a request line"), "{error}");
+        })
+        .await;
+    }
+}
