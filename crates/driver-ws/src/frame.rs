@@ -47,6 +47,14 @@ pub(crate) struct Drained {
     pub need: usize,
 }
 
+/// What starts a buffer: a whole frame and its length, or not all of one yet.
+enum Next {
+    /// A whole frame of this many bytes.
+    Whole(usize, Frame),
+    /// The bytes the buffer must hold for the frame to be whole; `0` before its header is.
+    Incomplete(usize),
+}
+
 /// One whole frame at the start of a buffer.
 enum Frame {
     /// A whole message: its payload's place in the buffer.
@@ -81,8 +89,8 @@ impl FrameReader {
         loop {
             let rest = &buffer[drained.consumed..];
             let (len, frame) = match self.next_frame(rest)? {
-                Ok(whole) => whole,
-                Err(need) => {
+                Next::Whole(len, frame) => (len, frame),
+                Next::Incomplete(need) => {
                     drained.need = need;
                     return Ok(drained);
                 }
@@ -114,17 +122,15 @@ impl FrameReader {
         }
     }
 
-    /// The frame at the start of `buffer` and its length, or `Err(need)` when the buffer does
-    /// not hold all of it yet (`need`: the bytes it must hold, `0` before the header is whole).
-    /// State (a fragmented message) changes only once the whole frame is there.
-    #[allow(clippy::type_complexity)]
-    fn next_frame(&mut self, buffer: &[u8]) -> Result<Result<(usize, Frame), usize>, DriverError> {
+    /// The frame at the start of `buffer`, checked. State (a fragmented message) changes only
+    /// once the whole frame is there.
+    fn next_frame(&mut self, buffer: &[u8]) -> Result<Next, DriverError> {
         let mut cursor = Cursor::new(buffer);
         let (header, payload_len) = match FrameHeader::parse(&mut cursor) {
             Ok(Some(parsed)) => parsed,
-            Ok(None) => return Ok(Err(0)),
+            Ok(None) => return Ok(Next::Incomplete(0)),
             // The only error a parse over bytes in memory can meet: an opcode RFC 6455 reserves.
-            Err(e) => return Err(protocol(format!("server frame: {e} (an unknown opcode)"))),
+            Err(e) => return Err(protocol(format!("server frame has an unknown opcode: {e}"))),
         };
         if header.mask.is_some() {
             return Err(protocol(
@@ -180,7 +186,7 @@ impl FrameReader {
         let start = cursor.position() as usize;
         let end = start + payload_len as usize;
         if buffer.len() < end {
-            return Ok(Err(end));
+            return Ok(Next::Incomplete(end));
         }
         let payload = start..end;
         let frame = match opcode {
@@ -216,7 +222,7 @@ impl FrameReader {
                 return Err(protocol(format!("server frame has unknown opcode {code}")));
             }
         };
-        Ok(Ok((end, frame)))
+        Ok(Next::Whole(end, frame))
     }
 }
 

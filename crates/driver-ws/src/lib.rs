@@ -214,7 +214,15 @@ impl WsSession {
             if self.closed {
                 return Ok(0);
             }
-            let drained = self.reader.drain(&self.read, &mut self.out, on_message)?;
+            let drained = match self.reader.drain(&self.read, &mut self.out, on_message) {
+                Ok(drained) => drained,
+                Err(e) => {
+                    // The stream can no longer be followed: end the session rather than hand
+                    // over again the messages before the fault (they were not consumed).
+                    self.closed = true;
+                    return Err(e);
+                }
+            };
             self.read.advance(drained.consumed);
             self.need = drained.need;
             if let Some(code) = drained.closed {
@@ -439,6 +447,34 @@ mod tests {
             let started = Instant::now();
             session.close().await.unwrap();
             assert!(started.elapsed() < CLOSE_WAIT, "{:?}", started.elapsed());
+            server.await.unwrap();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_frame_ends_the_session_without_handing_over_a_message_twice() {
+        within(async {
+            let (target, server) = one_connection(|mut socket, key| async move {
+                let mut bytes = switching(&key);
+                bytes.extend(server_frame(0x81, b"fine"));
+                bytes.extend(server_frame(0xc1, b"rsv1"));
+                socket.write_all(&bytes).await.unwrap();
+                let mut rest = Vec::new();
+                socket.read_to_end(&mut rest).await.unwrap();
+            })
+            .await;
+            let mut session = WsDriver.connect(&target).await.unwrap();
+            let mut got = Vec::new();
+            let mut all = |m: &[u8]| {
+                got.push(m.to_vec());
+                true
+            };
+            let error = session.recv_batch(&mut all).await.unwrap_err().to_string();
+            assert!(error.contains("reserved bits"), "{error}");
+            assert_eq!(got, vec![b"fine".to_vec()]);
+            assert_eq!(session.recv().await.unwrap(), None);
+            session.close().await.unwrap();
             server.await.unwrap();
         })
         .await;
