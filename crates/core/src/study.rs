@@ -149,10 +149,15 @@ fn canonical_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
     if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    let mut value = 0u64;
-    for &b in &bytes[..digits] {
-        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
+    let digits = &bytes[..digits];
+    let value = if digits.len() <= 19 {
+        // Nineteen digits cannot overflow a u64: no check per digit on the common path.
+        digits.iter().fold(0, |v, &b| v * 10 + u64::from(b - b'0'))
+    } else {
+        digits.iter().try_fold(0u64, |v, &b| {
+            v.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        })?
+    };
     Some((value, rest))
 }
 
@@ -647,6 +652,8 @@ mod tests {
             br#"{"seq":7.0,"ts":123,"data":"AB9Z"}"#,
             br#"{"seq":7e1,"ts":123,"data":"AB9Z"}"#,
             br#"{"seq":18446744073709551616,"ts":1,"data":"AB9Z"}"#,
+            br#"{"seq":9999999999999999999,"ts":1,"data":"AB9Z"}"#,
+            br#"{"seq":99999999999999999999,"ts":1,"data":"AB9Z"}"#,
             br#"{"seq":7,"ts":123,"data":"AB9Z"} "#,
             br#"{"seq":7,"ts":123,"data":"AB9Z"}}"#,
             br#"{"seq":7,"ts":123,"data":"AB9Z""#,
