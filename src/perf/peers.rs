@@ -613,6 +613,42 @@ async fn alternate(
     }
 }
 
+/// One comparison per transport: `ours` against `peer`, alternating (see [`alternate`]), as
+/// target `peers.<kind with dots>.<t>`; `sides` names the two sides, `how` says how it ran.
+async fn each_transport(
+    config: &PeersConfig,
+    (kind, figure): (&str, Figure),
+    sides: impl Fn(Transport) -> (String, String),
+    how: impl Fn(Transport) -> String,
+    ours: impl AsyncFn(Transport) -> Result<f64, String>,
+    peer: impl AsyncFn(Transport) -> Result<f64, String>,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for t in TRANSPORTS {
+        println!("pushbench: peers {kind} {t}");
+        let (a_label, b_label) = sides(t);
+        let (mut a, mut b) = (Side::new(a_label), Side::new(b_label));
+        alternate(
+            config,
+            &mut a,
+            &mut b,
+            async || ours(t).await,
+            async || peer(t).await,
+        )
+        .await;
+        let id = format!("peers.{}.{t}", kind.replace(' ', "."));
+        out.push(Comparison {
+            what: what(&id, config),
+            id,
+            figure,
+            ours: a,
+            peer: b,
+            how: how(t),
+        });
+    }
+    out
+}
+
 /// Starts `pushbench serve --threads 1` and the Node server, and runs every comparison.
 async fn compare(
     drivers: &DriverSet,
@@ -623,88 +659,64 @@ async fn compare(
     let server = ServerChild::start(exe, 1).await?;
     let ours = Target::new(server.http, None);
     let peer = NodeServer::start(node).await?;
-    let mut out = Vec::new();
     let sizes = format!(
         "{} × {} B batched, {}",
         config.push_messages,
         config.payload_bytes,
         config.schedule()
     );
-    for t in TRANSPORTS {
-        println!("pushbench: peers server push {t}");
-        let mut a = Side::new(OUR_SERVER);
-        let mut b = Side::new(NODE_SERVER);
-        alternate(
+    let server_side = |_| (OUR_SERVER.to_owned(), NODE_SERVER.to_owned());
+    let mut out = each_transport(
+        config,
+        ("server push", Figure::MsgsPerS),
+        server_side,
+        |t| format!("pushbench's {t} driver against each server, {sizes}"),
+        async |t| driver_push(drivers, &ours, t, config).await,
+        async |t| driver_push(drivers, &peer.target, t, config).await,
+    )
+    .await;
+    out.extend(
+        each_transport(
             config,
-            &mut a,
-            &mut b,
-            async || driver_push(drivers, &ours, t, config).await,
-            async || driver_push(drivers, &peer.target, t, config).await,
+            ("server fanout", Figure::P99Ms),
+            server_side,
+            |t| {
+                format!(
+                    "pushbench's {t} driver (in-process subscribers), {} broadcasts of {} B {} ms apart, latency from the scheduled send time; {}",
+                    config.fanout_broadcasts,
+                    config.payload_bytes,
+                    config.fanout_interval_ms,
+                    config.schedule()
+                )
+            },
+            async |t| fanout_p99(drivers, &ours, t, config).await,
+            async |t| fanout_p99(drivers, &peer.target, t, config).await,
         )
-        .await;
-        out.push(Comparison {
-            id: format!("peers.server.push.{t}"),
-            what: what(&format!("peers.server.push.{t}"), config),
-            figure: Figure::MsgsPerS,
-            ours: a,
-            peer: b,
-            how: format!("pushbench's {t} driver against each server, {sizes}"),
-        });
-    }
-    for t in TRANSPORTS {
-        println!("pushbench: peers server fanout {t}");
-        let mut a = Side::new(OUR_SERVER);
-        let mut b = Side::new(NODE_SERVER);
-        alternate(
-            config,
-            &mut a,
-            &mut b,
-            async || fanout_p99(drivers, &ours, t, config).await,
-            async || fanout_p99(drivers, &peer.target, t, config).await,
-        )
-        .await;
-        out.push(Comparison {
-            id: format!("peers.server.fanout.{t}"),
-            what: what(&format!("peers.server.fanout.{t}"), config),
-            figure: Figure::P99Ms,
-            ours: a,
-            peer: b,
-            how: format!(
-                "pushbench's {t} driver (in-process subscribers), {} broadcasts of {} B {} ms apart, latency from the scheduled send time; {}",
-                config.fanout_broadcasts,
-                config.payload_bytes,
-                config.fanout_interval_ms,
-                config.schedule()
-            ),
-        });
-    }
+        .await,
+    );
     // The Node server has no part in the client comparison.
     drop(peer);
-    for t in TRANSPORTS {
-        println!("pushbench: peers client push {t}");
+    let client_side = |t| {
         let library = match t {
             Transport::Ws => "ws",
             _ => "eventsource",
         };
-        let mut a = Side::new(format!("pushbench {t} driver"));
-        let mut b = Side::new(format!("Node client ({library}, node {})", node.version));
-        alternate(
-            config,
-            &mut a,
-            &mut b,
-            async || driver_push(drivers, &ours, t, config).await,
-            async || node_client_push(node, &ours, t, config).await,
+        (
+            format!("pushbench {t} driver"),
+            format!("Node client ({library}, node {})", node.version),
         )
-        .await;
-        out.push(Comparison {
-            id: format!("peers.client.push.{t}"),
-            what: what(&format!("peers.client.push.{t}"), config),
-            figure: Figure::MsgsPerS,
-            ours: a,
-            peer: b,
-            how: format!("both against {OUR_SERVER}, {sizes}"),
-        });
-    }
+    };
+    out.extend(
+        each_transport(
+            config,
+            ("client push", Figure::MsgsPerS),
+            client_side,
+            |_| format!("both against {OUR_SERVER}, {sizes}"),
+            async |t| driver_push(drivers, &ours, t, config).await,
+            async |t| node_client_push(node, &ours, t, config).await,
+        )
+        .await,
+    );
     drop(server);
     Ok(out)
 }

@@ -56,8 +56,9 @@ impl Scale {
     pub fn target(&self) -> PerfTarget {
         let spec = &self.spec;
         scale_target(self.transport, spec, Some(self.p99_ms)).with_note(format!(
-            "pushbench serve ({} worker threads) as a child, {} drive processes from their own loopback addresses, {} messages {} ms apart, {}/{} delivered; p50 {:.1} ms",
+            "pushbench serve ({} worker thread{}) as a child, {} drive processes from their own loopback addresses, {} messages {} ms apart, {}/{} delivered; p50 {:.1} ms",
             spec.server_threads,
+            if spec.server_threads == 1 { "" } else { "s" },
             self.drivers,
             spec.messages,
             spec.interval_ms,

@@ -75,8 +75,13 @@ struct SeqTracker {
 
 impl SeqTracker {
     fn sent(&mut self) {
-        self.integrity.sent += 1;
-        self.seen.push(false);
+        self.sent_many(1);
+    }
+
+    /// Records `n` messages sent.
+    fn sent_many(&mut self, n: u64) {
+        self.integrity.sent += n;
+        self.seen.resize(self.seen.len() + n as usize, false);
     }
 
     /// Records a reply; an error for a sequence number that was never sent.
@@ -586,9 +591,7 @@ async fn receive_push(
         .send(&encode_push(&request))
         .await
         .map_err(|e| format!("push request: {e}"))?;
-    for _ in 0..request.n {
-        tracker.sent();
-    }
+    tracker.sent_many(request.n);
     let mut rejected: Option<String> = None;
     while tracker.integrity.received < request.n {
         let mut now = 0;

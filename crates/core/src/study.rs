@@ -149,10 +149,15 @@ fn canonical_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
     if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    let mut value = 0u64;
-    for &b in &bytes[..digits] {
-        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
+    let digits = &bytes[..digits];
+    let value = if digits.len() <= 19 {
+        // Nineteen digits cannot overflow a u64: no check per digit on the common path.
+        digits.iter().fold(0, |v, &b| v * 10 + u64::from(b - b'0'))
+    } else {
+        digits.iter().try_fold(0u64, |v, &b| {
+            v.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        })?
+    };
     Some((value, rest))
 }
 
@@ -356,11 +361,20 @@ pub fn random_text(len: usize, rng: &mut u64) -> Vec<u8> {
 /// One broadcast message: reply-shaped, stamped with its scheduled send time.
 pub fn encode_broadcast(seq: u64, scheduled_ns: u64, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 48);
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, r#"{{"seq":{seq},"ts":{scheduled_ns},"data":""#);
+    write_broadcast(&mut out, seq, scheduled_ns, data);
+    out
+}
+
+/// Appends [`encode_broadcast`]'s message to `out`, allocating nothing when it has room.
+pub fn write_broadcast(out: &mut Vec<u8>, seq: u64, ts: u64, data: &[u8]) {
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"seq":"#);
+    out.extend_from_slice(digits.format(seq).as_bytes());
+    out.extend_from_slice(br#","ts":"#);
+    out.extend_from_slice(digits.format(ts).as_bytes());
+    out.extend_from_slice(br#","data":""#);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\"}");
-    out
 }
 
 /// What a client can ask of the hub.
@@ -430,26 +444,32 @@ impl PushStream {
     pub fn is_binary(&self) -> bool {
         self.binary
     }
+
+    /// Appends the next message to `out`, stamped now, as [`Iterator::next`] would return it;
+    /// false (and `out` untouched) when the burst is over. A server that formats many messages
+    /// into one buffer allocates nothing per message this way.
+    pub fn write_next(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.next >= self.n {
+            return false;
+        }
+        if self.binary {
+            out.extend_from_slice(&self.next.to_be_bytes());
+            out.extend_from_slice(&mono_ns().to_be_bytes());
+            out.extend_from_slice(&self.data);
+        } else {
+            write_broadcast(out, self.next, mono_ns(), &self.data);
+        }
+        self.next += 1;
+        true
+    }
 }
 
 impl Iterator for PushStream {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        if self.next >= self.n {
-            return None;
-        }
-        let out = if self.binary {
-            let mut out = Vec::with_capacity(BINARY_HEADER + self.data.len());
-            out.extend_from_slice(&self.next.to_be_bytes());
-            out.extend_from_slice(&mono_ns().to_be_bytes());
-            out.extend_from_slice(&self.data);
-            out
-        } else {
-            encode_broadcast(self.next, mono_ns(), &self.data)
-        };
-        self.next += 1;
-        Some(out)
+        let mut out = Vec::with_capacity(self.data.len() + 48);
+        self.write_next(&mut out).then_some(out)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -632,6 +652,8 @@ mod tests {
             br#"{"seq":7.0,"ts":123,"data":"AB9Z"}"#,
             br#"{"seq":7e1,"ts":123,"data":"AB9Z"}"#,
             br#"{"seq":18446744073709551616,"ts":1,"data":"AB9Z"}"#,
+            br#"{"seq":9999999999999999999,"ts":1,"data":"AB9Z"}"#,
+            br#"{"seq":99999999999999999999,"ts":1,"data":"AB9Z"}"#,
             br#"{"seq":7,"ts":123,"data":"AB9Z"} "#,
             br#"{"seq":7,"ts":123,"data":"AB9Z"}}"#,
             br#"{"seq":7,"ts":123,"data":"AB9Z""#,

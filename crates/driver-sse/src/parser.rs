@@ -191,29 +191,39 @@ impl SseParser {
         if mem::take(&mut self.after_cr) && rest[0] == b'\n' {
             rest = &rest[1..];
         }
-        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+        // One scan of the chunk for line ends: a search per line costs more than the short
+        // lines themselves.
+        let mut start = 0;
+        let mut lf_after_cr = None;
+        for i in memchr::memchr2_iter(b'\n', b'\r', rest) {
+            if lf_after_cr == Some(i) {
+                // The LF of a CRLF: the line ended at the CR.
+                start = i + 1;
+                continue;
+            }
+            let line = &rest[start..i];
             if self.partial.is_empty() {
-                self.check_len(i)?;
-                self.line(&rest[..i], on_event)?;
+                self.check_len(line.len())?;
+                self.line(line, on_event)?;
             } else {
-                self.check_len(self.partial.len() + i)?;
-                let mut line = mem::take(&mut self.partial);
-                line.extend_from_slice(&rest[..i]);
-                let parsed = self.line(&line, on_event);
-                line.clear();
-                self.partial = line;
+                self.check_len(self.partial.len() + line.len())?;
+                let mut joined = mem::take(&mut self.partial);
+                joined.extend_from_slice(line);
+                let parsed = self.line(&joined, on_event);
+                joined.clear();
+                self.partial = joined;
                 parsed?;
             }
-            let cr = rest[i] == b'\r';
-            rest = &rest[i + 1..];
-            if cr {
-                match rest.first() {
-                    Some(b'\n') => rest = &rest[1..],
+            start = i + 1;
+            if rest[i] == b'\r' {
+                match rest.get(i + 1) {
+                    Some(b'\n') => lf_after_cr = Some(i + 1),
                     Some(_) => {}
                     None => self.after_cr = true,
                 }
             }
         }
+        let rest = &rest[start..];
         if !rest.is_empty() {
             self.check_len(self.partial.len() + rest.len())?;
             self.partial.extend_from_slice(rest);
@@ -241,13 +251,19 @@ impl SseParser {
         if line[0] == b':' {
             return Ok(());
         }
-        let (name, value) = match memchr::memchr(b':', line) {
-            Some(colon) => {
-                let value = &line[colon + 1..];
-                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+        // The two fields of nearly every line first, then any field: the name ends at the
+        // first colon (neither "data" nor "id" holds one).
+        let (name, value) = if let Some(value) = line.strip_prefix(b"data:") {
+            (&b"data"[..], value)
+        } else if let Some(value) = line.strip_prefix(b"id:") {
+            (&b"id"[..], value)
+        } else {
+            match memchr::memchr(b':', line) {
+                Some(colon) => (&line[..colon], &line[colon + 1..]),
+                None => (line, &b""[..]),
             }
-            None => (line, &b""[..]),
         };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
         match name {
             b"data" => {
                 let value = utf8_lossy(value);

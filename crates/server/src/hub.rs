@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::SinkExt;
 use futures_util::stream::{self, StreamExt};
 use pushbench_core::StudyHub;
-use pushbench_core::study::{Flush, Response as HubResponse, encode_subscribed};
+use pushbench_core::study::{Flush, PushStream, Response as HubResponse, encode_subscribed};
 use serde::Deserialize;
 use tokio::sync::mpsc::{self, error::SendTimeoutError, error::TrySendError};
 
@@ -36,6 +36,16 @@ const BATCH_BYTES: usize = 64 * 1024;
 struct Outgoing {
     message: Bytes,
     flush: Flush,
+}
+
+/// What goes down an SSE session.
+#[derive(Debug)]
+enum SseOutgoing {
+    /// One message: a reply.
+    Message(Outgoing),
+    /// A whole push burst, formatted straight into the stream's frames as they are written:
+    /// no message of it is allocated or queued on its own (see [`SseSession`]).
+    Burst(PushStream, Flush),
 }
 /// Bytes the server's WebSocket reads per call (see `ws`). tungstenite allocates and zero-fills
 /// this buffer per connection, so it is resident memory for every idle WebSocket: at 32 KiB an
@@ -93,23 +103,33 @@ struct Sessions {
     open: Mutex<HashMap<u64, SessionEntry>>,
 }
 
-struct SessionEntry {
-    tx: mpsc::Sender<Outgoing>,
-    /// The receiving end, held here for long polling (SSE streams own theirs).
-    poll: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<Outgoing>>>>,
+enum SessionEntry {
+    /// An SSE session: its stream owns the receiving end.
+    Sse(mpsc::Sender<SseOutgoing>),
+    /// A long-polling session, with the receiving end its polls take turns on.
+    Poll {
+        tx: mpsc::Sender<Outgoing>,
+        rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Outgoing>>>,
+    },
 }
 
 impl Sessions {
-    fn open(&self, for_poll: bool) -> (u64, Option<mpsc::Receiver<Outgoing>>) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        let (poll, rx) = if for_poll {
-            (Some(Arc::new(tokio::sync::Mutex::new(rx))), None)
-        } else {
-            (None, Some(rx))
-        };
-        self.lock().insert(id, SessionEntry { tx, poll });
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn open_sse(&self) -> (u64, mpsc::Receiver<SseOutgoing>) {
+        let (id, (tx, rx)) = (self.next_id(), mpsc::channel(SESSION_QUEUE));
+        self.lock().insert(id, SessionEntry::Sse(tx));
         (id, rx)
+    }
+
+    fn open_poll(&self) -> (u64, mpsc::Sender<Outgoing>) {
+        let (id, (tx, rx)) = (self.next_id(), mpsc::channel(SESSION_QUEUE));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        self.lock()
+            .insert(id, SessionEntry::Poll { tx: tx.clone(), rx });
+        (id, tx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SessionEntry>> {
@@ -124,11 +144,11 @@ impl Sessions {
     /// Queues a message on session `id`. A full queue that makes no room within
     /// [`WRITE_DEADLINE`] means the client stopped taking messages: the session is closed and
     /// counted as a write timeout. False when the message was not queued.
-    async fn queue(
+    async fn queue<T>(
         &self,
         id: u64,
-        tx: &mpsc::Sender<Outgoing>,
-        outgoing: Outgoing,
+        tx: &mpsc::Sender<T>,
+        outgoing: T,
         stats: &ConsumerStats,
     ) -> bool {
         // The common case, room in the queue, without arming a timer.
@@ -339,11 +359,16 @@ async fn ws_push(
 
 /// Formats one SSE event: `id:` and a single `data:` line (JSON has no line breaks).
 fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
-    out.extend_from_slice(b"id: ");
-    out.extend_from_slice(id.to_string().as_bytes());
-    out.extend_from_slice(b"\ndata: ");
+    write_event_head(out, id);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
+}
+
+/// `id: ID\ndata: `, the start of [`write_event`].
+fn write_event_head(out: &mut Vec<u8>, id: u64) {
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+    out.extend_from_slice(b"\ndata: ");
 }
 
 /// `?session=new` opens an SSE session, `?topic=T` subscribes; neither: the ticker.
@@ -402,40 +427,97 @@ pub(crate) async fn sse(
                 .into_response();
         }
     }
-    let (id, rx) = state.sessions.open(false);
+    let (id, rx) = state.sessions.open_sse();
     let guard = SessionGuard {
         sessions: state.sessions.clone(),
         id,
     };
     let first = Bytes::from(format!("id: 0\nevent: session\ndata: {id}\n\n"));
-    let rx = rx.unwrap_or_else(|| mpsc::channel(1).1);
-    let events = stream::unfold(
-        (rx, guard, 0u64, false),
-        |(mut rx, guard, mut seq, yield_first)| async move {
-            if yield_first {
-                tokio::task::yield_now().await;
-            }
-            let first = rx.recv().await?;
-            let mut frame = Vec::with_capacity(first.message.len() + 32);
-            seq += 1;
-            write_event(&mut frame, seq, &first.message);
-            if first.flush == Flush::Batched {
-                while frame.len() < BATCH_BYTES {
-                    let Ok(next) = rx.try_recv() else { break };
-                    seq += 1;
-                    write_event(&mut frame, seq, &next.message);
-                }
-            }
-            let per_message = first.flush == Flush::PerMessage;
-            Some((
-                Ok::<_, Infallible>(Bytes::from(frame)),
-                (rx, guard, seq, per_message),
-            ))
-        },
-    );
+    let session = SseSession {
+        rx,
+        _guard: guard,
+        seq: 0,
+        burst: None,
+        yield_first: false,
+    };
+    let events = stream::unfold(session, |mut session| async move {
+        let frame = session.frame().await?;
+        Some((Ok::<_, Infallible>(frame), session))
+    });
     event_stream(Body::from_stream(
         stream::once(async { Ok(first) }).chain(events),
     ))
+}
+
+/// The event stream of an SSE session: its queue, and the burst it is writing.
+struct SseSession {
+    rx: mpsc::Receiver<SseOutgoing>,
+    /// Closes the session when the stream is dropped.
+    _guard: SessionGuard,
+    /// The `id:` of the last event written.
+    seq: u64,
+    burst: Option<(PushStream, Flush)>,
+    /// Yield to hyper before the next frame, so per-message events are written one by one.
+    yield_first: bool,
+}
+
+impl SseSession {
+    /// The next frame: one event when the first event ready is flushed per message, else every
+    /// event ready up to [`BATCH_BYTES`]. `None` once the session is closed.
+    async fn frame(&mut self) -> Option<Bytes> {
+        if std::mem::take(&mut self.yield_first) {
+            tokio::task::yield_now().await;
+        }
+        let mut frame = Vec::new();
+        if self.next_event(&mut frame, true).await? == Flush::PerMessage {
+            self.yield_first = true;
+            return Some(Bytes::from(frame));
+        }
+        frame.reserve(BATCH_BYTES);
+        while frame.len() < BATCH_BYTES && self.next_event(&mut frame, false).await.is_some() {}
+        Some(Bytes::from(frame))
+    }
+
+    /// Appends the next event to `frame`, from the burst being written or else the queue
+    /// (waiting for it when `wait`); its flush policy, or `None` when nothing is ready (or,
+    /// waiting, the session was closed).
+    async fn next_event(&mut self, frame: &mut Vec<u8>, wait: bool) -> Option<Flush> {
+        loop {
+            if let Some((burst, flush)) = &mut self.burst {
+                if burst.is_binary() {
+                    // Binary messages travel as base64 text (see `text_only`).
+                    if let Some(message) = burst.next() {
+                        self.seq += 1;
+                        write_event(frame, self.seq, &text_only(message, true));
+                        return Some(*flush);
+                    }
+                } else {
+                    let start = frame.len();
+                    write_event_head(frame, self.seq + 1);
+                    if burst.write_next(frame) {
+                        frame.extend_from_slice(b"\n\n");
+                        self.seq += 1;
+                        return Some(*flush);
+                    }
+                    frame.truncate(start);
+                }
+                self.burst = None;
+            }
+            let outgoing = if wait {
+                self.rx.recv().await?
+            } else {
+                self.rx.try_recv().ok()?
+            };
+            match outgoing {
+                SseOutgoing::Message(Outgoing { message, flush }) => {
+                    self.seq += 1;
+                    write_event(frame, self.seq, &message);
+                    return Some(flush);
+                }
+                SseOutgoing::Burst(burst, flush) => self.burst = Some((burst, flush)),
+            }
+        }
+    }
 }
 
 fn event_stream(body: Body) -> Response {
@@ -505,16 +587,14 @@ pub(crate) async fn poll(
     Query(query): Query<SessionQuery>,
 ) -> Response {
     let Some(id) = query.session else {
-        let (id, _) = state.sessions.open(true);
+        let (id, tx) = state.sessions.open_poll();
         if let Some(topic) = &query.topic {
-            let tx = state.sessions.lock().get(&id).map(|s| s.tx.clone());
             let mut subscription = state.topics.join(topic);
             let (sessions, stats) = (state.sessions.clone(), state.topics.stats.clone());
             // The topic's messages go down the session like replies; polls take them in batches.
             // The session's queue is the subscriber's socket here: the write deadline applies
             // to making room in it, which only the client's next poll does.
             tokio::spawn(async move {
-                let Some(tx) = tx else { return };
                 loop {
                     let batch = match subscription.next_batch().await {
                         Next::Batch(batch) => batch,
@@ -540,7 +620,11 @@ pub(crate) async fn poll(
         )
             .into_response();
     };
-    let Some(rx) = state.sessions.lock().get(&id).and_then(|s| s.poll.clone()) else {
+    let rx = match state.sessions.lock().get(&id) {
+        Some(SessionEntry::Poll { rx, .. }) => Some(rx.clone()),
+        _ => None,
+    };
+    let Some(rx) = rx else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no long-polling session {id}"),
@@ -594,41 +678,182 @@ pub(crate) async fn rpc(
     let Some(id) = query.session else {
         return error(StatusCode::BAD_REQUEST, "missing ?session=ID");
     };
-    let Some(tx) = state.sessions.lock().get(&id).map(|s| s.tx.clone()) else {
-        return error(StatusCode::NOT_FOUND, format!("no session {id}"));
+    let session = match state.sessions.lock().get(&id) {
+        Some(SessionEntry::Sse(tx)) => Ok(tx.clone()),
+        Some(SessionEntry::Poll { tx, .. }) => Err(tx.clone()),
+        None => return error(StatusCode::NOT_FOUND, format!("no session {id}")),
     };
+    let (sessions, stats) = (state.sessions.clone(), state.topics.stats.clone());
     match new_hub().respond(&body) {
         Ok(HubResponse::Reply(reply)) => {
             let reply = Outgoing {
                 message: Bytes::from(reply),
                 flush: Flush::PerMessage,
             };
-            match tx.send(reply).await {
-                Ok(()) => StatusCode::ACCEPTED.into_response(),
-                Err(_) => error(StatusCode::GONE, format!("session {id} closed")),
+            let sent = match session {
+                Ok(tx) => tx.send(SseOutgoing::Message(reply)).await.is_ok(),
+                Err(tx) => tx.send(reply).await.is_ok(),
+            };
+            if sent {
+                StatusCode::ACCEPTED.into_response()
+            } else {
+                error(StatusCode::GONE, format!("session {id} closed"))
             }
         }
-        Ok(HubResponse::Push(stream, flush)) => {
-            // The burst goes down the session while this answers at once, as a call would.
-            let binary = stream.is_binary();
-            let (sessions, stats) = (state.sessions.clone(), state.topics.stats.clone());
-            tokio::spawn(async move {
-                for message in stream {
-                    let message = text_only(message, binary);
-                    if !sessions
-                        .queue(id, &tx, Outgoing { message, flush }, &stats)
-                        .await
-                    {
-                        return;
-                    }
+        // The whole burst goes to the SSE stream, which formats it as it writes.
+        Ok(HubResponse::Push(stream, flush)) => match session {
+            Ok(tx) => {
+                let burst = SseOutgoing::Burst(stream, flush);
+                if sessions.queue(id, &tx, burst, &stats).await {
+                    StatusCode::ACCEPTED.into_response()
+                } else {
+                    error(StatusCode::GONE, format!("session {id} closed"))
                 }
-            });
-            StatusCode::ACCEPTED.into_response()
-        }
+            }
+            Err(tx) => {
+                // The burst goes down the session while this answers at once, as a call would.
+                let binary = stream.is_binary();
+                tokio::spawn(async move {
+                    for message in stream {
+                        let message = text_only(message, binary);
+                        if !sessions
+                            .queue(id, &tx, Outgoing { message, flush }, &stats)
+                            .await
+                        {
+                            return;
+                        }
+                    }
+                });
+                StatusCode::ACCEPTED.into_response()
+            }
+        },
         Ok(HubResponse::Subscribe(_)) => error(
             StatusCode::BAD_REQUEST,
             "subscribe with GET /sse?topic=NAME or GET /poll?topic=NAME",
         ),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushbench_core::study::{PushRequest, decode_binary, decode_reply, encode_push};
+
+    fn burst(n: u64, flush: Flush, binary: bool) -> SseOutgoing {
+        let request = encode_push(&PushRequest {
+            n,
+            payload: 64,
+            flush,
+            binary,
+        });
+        match new_hub().respond(&request) {
+            Ok(HubResponse::Push(stream, flush)) => SseOutgoing::Burst(stream, flush),
+            other => panic!("not a burst: {other:?}"),
+        }
+    }
+
+    fn reply(text: &'static str) -> SseOutgoing {
+        SseOutgoing::Message(Outgoing {
+            message: Bytes::from_static(text.as_bytes()),
+            flush: Flush::PerMessage,
+        })
+    }
+
+    /// A session with `queued` in its queue, then closed: its stream ends once they are written.
+    async fn session(queued: Vec<SseOutgoing>) -> SseSession {
+        let sessions = Arc::new(Sessions::default());
+        let (id, rx) = sessions.open_sse();
+        let Some(SessionEntry::Sse(tx)) = sessions.lock().remove(&id) else {
+            panic!("no SSE session {id}");
+        };
+        for outgoing in queued {
+            tx.send(outgoing).await.unwrap();
+        }
+        SseSession {
+            rx,
+            _guard: SessionGuard { sessions, id },
+            seq: 0,
+            burst: None,
+            yield_first: false,
+        }
+    }
+
+    /// The events of `frame` as (id, data).
+    fn events(frame: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let text = std::str::from_utf8(frame).unwrap();
+        assert!(
+            text.ends_with("\n\n"),
+            "a frame ends inside an event: {text:?}"
+        );
+        text.trim_end()
+            .split("\n\n")
+            .map(|event| {
+                let (id, data) = event.split_once("\ndata: ").unwrap();
+                let id = id.strip_prefix("id: ").unwrap().parse().unwrap();
+                (id, data.as_bytes().to_vec())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batched_burst_is_written_in_frames_of_at_most_batch_bytes_ids_in_order() {
+        let queued = vec![
+            reply("first"),
+            burst(5000, Flush::Batched, false),
+            reply("after"),
+        ];
+        let mut session = session(queued).await;
+        let mut frames = Vec::new();
+        while let Some(frame) = session.frame().await {
+            frames.push(frame);
+        }
+        // The reply goes alone (per message), the burst in full frames, the reply after it.
+        assert_eq!(events(&frames[0]), vec![(1, b"first".to_vec())]);
+        let all: Vec<_> = frames.iter().flat_map(|f| events(f)).collect();
+        assert_eq!(all.len(), 5002);
+        for (i, (id, _)) in all.iter().enumerate() {
+            assert_eq!(*id, i as u64 + 1);
+        }
+        for (i, (_, data)) in all[1..5001].iter().enumerate() {
+            let meta = decode_reply(data, 64).unwrap();
+            assert_eq!(meta.seq, i as u64);
+        }
+        assert_eq!(all[5001].1, b"after");
+        let burst_frames = &frames[1..];
+        assert!(burst_frames.len() >= 6, "{} frames", burst_frames.len());
+        for frame in burst_frames {
+            // At most one event past the bound, and nothing split.
+            assert!(frame.len() < BATCH_BYTES + 200, "{} bytes", frame.len());
+        }
+        assert!(burst_frames[0].len() >= BATCH_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_per_message_burst_writes_one_event_per_frame() {
+        let mut session = session(vec![burst(50, Flush::PerMessage, false)]).await;
+        let mut frames = Vec::new();
+        while let Some(frame) = session.frame().await {
+            frames.push(events(&frame));
+        }
+        assert_eq!(frames.len(), 50);
+        for (i, frame) in frames.iter().enumerate() {
+            assert_eq!(frame.len(), 1);
+            assert_eq!(frame[0].0, i as u64 + 1);
+            assert_eq!(decode_reply(&frame[0].1, 64).unwrap().seq, i as u64);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binary_burst_goes_as_base64_events() {
+        let mut session = session(vec![burst(3, Flush::Batched, true)]).await;
+        let frame = session.frame().await.unwrap();
+        let all = events(&frame);
+        assert_eq!(all.len(), 3);
+        for (i, (_, data)) in all.iter().enumerate() {
+            let bytes = BASE64.decode(data).unwrap();
+            assert_eq!(decode_binary(&bytes, 64).unwrap().seq, i as u64);
+        }
+        assert!(session.frame().await.is_none());
     }
 }
