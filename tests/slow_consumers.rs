@@ -440,3 +440,62 @@ fn a_websocket_subscriber_that_reads_too_slowly_falls_past_its_queue_and_gets_cl
         assert_eq!(counter(&after, "subscribers_open"), 0, "{after}");
     });
 }
+
+#[test]
+fn an_sse_client_that_stops_reading_during_a_push_is_cut_off_by_the_write_deadline() {
+    let server = ServerProcess::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = server.target();
+    runtime.block_on(async {
+        // The SSE stream's reader: opens the session, reads its first event, never reads again.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket2::SockRef::from(&socket).set_tcp_mss(536).unwrap();
+        let mut stream = socket.connect(target.http).await.unwrap();
+        let get = format!(
+            "GET /sse?session=new HTTP/1.1\r\nhost: {}\r\n\r\n",
+            target.http
+        );
+        stream.write_all(get.as_bytes()).await.unwrap();
+        let mut seen = read_head(&mut stream).await;
+        let mut buf = [0u8; 512];
+        while !seen.contains("event: session\ndata: ") || !seen.ends_with("\n\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "server closed before naming the session");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let session = seen.rsplit("data: ").next().unwrap().trim().to_owned();
+        let mut http = Http1Connection::connect(&target, &WireCounter::default())
+            .await
+            .unwrap();
+        // Far more than any socket buffer holds (20 MB).
+        let push = r#"{"op":"push","n":200000,"payload":64,"flush":"batched"}"#;
+        let rpc = format!("/rpc?session={session}");
+        http.exchange(http::Method::POST, &rpc, Bytes::from(push), &[202])
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut timeouts = 0;
+        while timeouts == 0 && started.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            timeouts = counter(&stats(&target).await, "write_timeouts");
+        }
+        assert_eq!(timeouts, 1, "the stalled SSE stream was not cut off");
+        assert!(started.elapsed() >= Duration::from_millis(1900));
+        // The session went with its connection.
+        let mut gone = false;
+        while !gone && started.elapsed() < Duration::from_secs(15) {
+            let call = Bytes::from(pushbench_core::study::encode_call(0, 8));
+            gone = matches!(
+                http.exchange(http::Method::POST, &rpc, call, &[202]).await,
+                Err(pushbench_core::DriverError::Status { status: 404, .. })
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "session {session} outlived its stream");
+        drop(stream);
+    });
+}

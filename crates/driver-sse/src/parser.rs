@@ -195,6 +195,7 @@ impl SseParser {
         // lines themselves.
         let mut start = 0;
         let mut lf_after_cr = None;
+        let mut lone = None;
         for i in memchr::memchr2_iter(b'\n', b'\r', rest) {
             if lf_after_cr == Some(i) {
                 // The LF of a CRLF: the line ended at the CR.
@@ -204,7 +205,7 @@ impl SseParser {
             let line = &rest[start..i];
             if self.partial.is_empty() {
                 self.check_len(line.len())?;
-                self.line(line, on_event)?;
+                lone = self.line_in_chunk(line, lone, on_event)?;
             } else {
                 self.check_len(self.partial.len() + line.len())?;
                 let mut joined = mem::take(&mut self.partial);
@@ -222,6 +223,9 @@ impl SseParser {
                     None => self.after_cr = true,
                 }
             }
+        }
+        if let Some(data) = lone {
+            self.push_data(data)?;
         }
         let rest = &rest[start..];
         if !rest.is_empty() {
@@ -265,16 +269,7 @@ impl SseParser {
         };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         match name {
-            b"data" => {
-                let value = utf8_lossy(value);
-                if self.data.len() + value.len() + 1 > self.limit {
-                    return Err(SseError::EventTooLarge { limit: self.limit });
-                }
-                // Room for the line feed too: pushing it after an exact fit would reallocate.
-                self.data.reserve(value.len() + 1);
-                self.data.push_str(&value);
-                self.data.push('\n');
-            }
+            b"data" => self.push_data(&utf8_lossy(value))?,
             b"event" => replace(&mut self.event, value),
             b"id" if !value.contains(&0) => replace(&mut self.last_event_id, value),
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
@@ -285,6 +280,65 @@ impl SseParser {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A line wholly inside the chunk being parsed. A data line that may be its event's only
+    /// one is not copied but kept borrowed as `lone` (returned), and the blank line right
+    /// after it dispatches it as it is: the common event costs no copy of its data. Anything
+    /// else first appends `lone` to the data buffer, so the result is the same.
+    fn line_in_chunk<'c>(
+        &mut self,
+        line: &'c [u8],
+        lone: Option<&'c str>,
+        on_event: &mut dyn FnMut(SseEventRef<'_>),
+    ) -> Result<Option<&'c str>, SseError> {
+        if line.is_empty() {
+            if let Some(data) = lone {
+                on_event(SseEventRef {
+                    event: if self.event.is_empty() {
+                        "message"
+                    } else {
+                        &self.event
+                    },
+                    data,
+                    last_event_id: &self.last_event_id,
+                });
+                self.event.clear();
+                return Ok(None);
+            }
+        } else if lone.is_none() && self.data.is_empty() {
+            if let Some(value) = line.strip_prefix(b"data:") {
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                // Invalid UTF-8 takes the copying path, which replaces it.
+                if let Ok(data) = std::str::from_utf8(value) {
+                    self.check_data(data.len())?;
+                    return Ok(Some(data));
+                }
+            }
+        }
+        if let Some(data) = lone {
+            self.push_data(data)?;
+        }
+        self.line(line, on_event)?;
+        Ok(None)
+    }
+
+    fn check_data(&self, more: usize) -> Result<(), SseError> {
+        if self.data.len() + more + 1 > self.limit {
+            Err(SseError::EventTooLarge { limit: self.limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends a data line's value and its line feed to the data buffer.
+    fn push_data(&mut self, value: &str) -> Result<(), SseError> {
+        self.check_data(value.len())?;
+        // Room for the line feed too: pushing it after an exact fit would reallocate.
+        self.data.reserve(value.len() + 1);
+        self.data.push_str(value);
+        self.data.push('\n');
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //!   [`SUBSCRIBER_QUEUE`] messages and [`SUBSCRIBER_QUEUE_BYTES`] bytes (the topic's messages are
 //!   stored once, shared by every subscriber). One more and it is disconnected (`lagged`).
 //! - **Write deadline.** A write that makes no progress (not one byte taken by the socket, or
-//!   for long polling and push bursts: no room made in the session's queue) for
+//!   for long polling and its push bursts: no room made in the session's queue) for
 //!   [`WRITE_DEADLINE`] disconnects the client (`write_timeouts`). This holds for every
 //!   connection of the server, subscriber or not: an idle connection has nothing pending and is
 //!   never affected.
