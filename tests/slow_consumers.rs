@@ -113,6 +113,17 @@ fn counter(stats: &serde_json::Value, name: &str) -> u64 {
     stats[name].as_u64().unwrap()
 }
 
+/// Polls `GET /stats` until `write_timeouts` is above zero, for at most 15 s; its last value.
+async fn first_write_timeouts(target: &Target) -> u64 {
+    let started = Instant::now();
+    let mut timeouts = 0;
+    while timeouts == 0 && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        timeouts = counter(&stats(target).await, "write_timeouts");
+    }
+    timeouts
+}
+
 /// Reads until the end of an HTTP response head (and whatever came with it), nothing more.
 async fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -370,11 +381,7 @@ fn a_long_polling_client_that_stops_polling_during_a_push_loses_its_session_and_
         .await
         .unwrap();
         let started = Instant::now();
-        let mut timeouts = 0;
-        while timeouts == 0 && started.elapsed() < Duration::from_secs(15) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            timeouts = counter(&stats(&target).await, "write_timeouts");
-        }
+        let timeouts = first_write_timeouts(&target).await;
         assert_eq!(timeouts, 1, "the stalled session was not cut off");
         // Not before the deadline: the queue filled at once, then 2 s without a poll.
         assert!(started.elapsed() >= Duration::from_millis(1900));
@@ -478,11 +485,7 @@ fn an_sse_client_that_stops_reading_during_a_push_is_cut_off_by_the_write_deadli
             .await
             .unwrap();
         let started = Instant::now();
-        let mut timeouts = 0;
-        while timeouts == 0 && started.elapsed() < Duration::from_secs(15) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            timeouts = counter(&stats(&target).await, "write_timeouts");
-        }
+        let timeouts = first_write_timeouts(&target).await;
         assert_eq!(timeouts, 1, "the stalled SSE stream was not cut off");
         assert!(started.elapsed() >= Duration::from_millis(1900));
         // The session went with its connection.
