@@ -136,20 +136,26 @@ async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-/// A subscriber that subscribes, sees the acknowledgement, and never reads again. Its receive
-/// buffer is as small as the kernel allows so that it stalls quickly.
-async fn stalled_subscriber(transport: Transport, target: &Target, topic: &str) -> TcpStream {
-    let addr = match transport {
-        Transport::Tcp => target.tcp.unwrap(),
-        _ => target.http,
-    };
+/// A connection whose receive buffer is as small as the kernel allows, so that a client that
+/// stops reading stalls the server's writes quickly.
+async fn small_buffered_connection(addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     // A small advertised MSS keeps the server's send buffer for this connection small too
     // (Linux sizes it from the MSS at connect: ~2.5 MB on loopback's 64 KiB MSS), so the
     // client stalls within a few dozen KiB rather than after seconds of the server's work.
     socket2::SockRef::from(&socket).set_tcp_mss(536).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// A subscriber that subscribes, sees the acknowledgement, and never reads again (see
+/// [`small_buffered_connection`]).
+async fn stalled_subscriber(transport: Transport, target: &Target, topic: &str) -> TcpStream {
+    let addr = match transport {
+        Transport::Tcp => target.tcp.unwrap(),
+        _ => target.http,
+    };
+    let mut stream = small_buffered_connection(addr).await;
     let get = |path: &str, extra: &str| {
         format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n{extra}\r\n").into_bytes()
     };
@@ -458,10 +464,7 @@ fn an_sse_client_that_stops_reading_during_a_push_is_cut_off_by_the_write_deadli
     let target = server.target();
     runtime.block_on(async {
         // The SSE stream's reader: opens the session, reads its first event, never reads again.
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        socket2::SockRef::from(&socket).set_tcp_mss(536).unwrap();
-        let mut stream = socket.connect(target.http).await.unwrap();
+        let mut stream = small_buffered_connection(target.http).await;
         let get = format!(
             "GET /sse?session=new HTTP/1.1\r\nhost: {}\r\n\r\n",
             target.http

@@ -14,8 +14,6 @@
 //! scheduled time (so a late send shows as latency: no coordinated omission).
 //! The complete protocol, per endpoint, is in `docs/PROTOCOL.md`.
 
-use std::io::Write;
-
 use serde::{Deserialize, Serialize};
 
 /// The largest reply the server will build; a bigger `blockSize` is refused.
@@ -615,10 +613,9 @@ impl StudyHub {
         }
         let block = call.block_size as usize;
         let mut out = Vec::with_capacity(block + 64);
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, r#"{{"seq":{},"ts":{},"data":""#, call.seq, mono_ns());
-        out.extend_from_slice(&random_text(block, &mut self.rng));
-        out.extend_from_slice(b"\"}");
+        // The reply has a broadcast's shape; `ts` is read before the block is drawn.
+        let ts = mono_ns();
+        write_broadcast(&mut out, call.seq, ts, &random_text(block, &mut self.rng));
         Ok(out)
     }
 

@@ -189,9 +189,7 @@ fn bad_plan(plan: &FeedPlan) -> Option<Response> {
 /// One event of the feed: `id:` is the sequence number the client resumes after.
 fn sse_event(seq: u64, data: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(data.len() + 32);
-    out.extend_from_slice(format!("id: {seq}\ndata: ").as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
+    crate::hub::write_event(&mut out, seq, data);
     Bytes::from(out)
 }
 

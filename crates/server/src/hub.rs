@@ -358,7 +358,7 @@ async fn ws_push(
 }
 
 /// Formats one SSE event: `id:` and a single `data:` line (JSON has no line breaks).
-fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
+pub(crate) fn write_event(out: &mut Vec<u8>, id: u64, data: &[u8]) {
     write_event_head(out, id);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
